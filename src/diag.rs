@@ -1,0 +1,246 @@
+//! Diagnostics: a stable code, a severity, labelled spans and a help line.
+//!
+//! Every user mistake is one [`Diag`]; the parser and checker collect them all and the CLI
+//! renders them through miette in one place.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{LabeledSpan, NamedSource, SourceCode};
+
+use crate::ast::Span;
+
+macro_rules! codes {
+    ($($variant:ident => $name:literal, $severity:ident;)*) => {
+        /// Every diagnostic netc can report. The string form (`netc::unknown-vlan`) is stable:
+        /// scripts and docs may rely on it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => concat!("netc::", $name),)* }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$severity,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    NotUtf8 => "not-utf8", Error;
+    Syntax => "syntax", Error;
+    BadNumber => "bad-number", Error;
+    BadAddress => "bad-address", Error;
+    BadPrefix => "bad-prefix", Error;
+    BadName => "bad-name", Error;
+    MissingSetting => "missing-setting", Error;
+    DuplicateSetting => "duplicate-setting", Error;
+    UnknownVlan => "unknown-vlan", Error;
+    UnknownHost => "unknown-host", Error;
+    UnknownNic => "unknown-nic", Error;
+    UnknownBridge => "unknown-bridge", Error;
+    UnknownRole => "unknown-role", Error;
+    UnknownSetting => "unknown-setting", Error;
+    DuplicateVlan => "duplicate-vlan", Error;
+    DuplicateHost => "duplicate-host", Error;
+    DuplicateInterface => "duplicate-interface", Error;
+    DuplicateAddress => "duplicate-address", Error;
+    DuplicateRole => "duplicate-role", Error;
+    DuplicateFamily => "duplicate-family", Error;
+    DuplicateBridgeVlan => "duplicate-bridge-vlan", Error;
+    VlanIdRange => "vlan-id-range", Error;
+    InterfaceNameTooLong => "interface-name-too-long", Error;
+    GuestBridgeNameTooLong => "guest-bridge-name-too-long", Warning;
+    AddressWithPrefix => "address-with-prefix", Error;
+    AddressOutsidePrefix => "address-outside-prefix", Error;
+    AddressFamily => "address-family", Error;
+    AddressIsNetwork => "address-is-network", Error;
+    AddressIsBroadcast => "address-is-broadcast", Error;
+    AddressIsGateway => "address-is-gateway", Error;
+    HostBitsSet => "host-bits-set", Error;
+    GatewayOutsidePrefix => "gateway-outside-prefix", Error;
+    DuplicateDefaultGateway => "duplicate-default-gateway", Error;
+    VipOutsideVlan => "vip-outside-vlan", Error;
+    VipMemberWithoutBridge => "vip-member-without-bridge", Error;
+    VipIsHostAddress => "vip-is-host-address", Error;
+    DuplicateRouterId => "duplicate-router-id", Error;
+    RouterIdRange => "router-id-range", Error;
+    PriorityRange => "priority-range", Error;
+    DuplicatePriority => "duplicate-priority", Error;
+    DuplicateMember => "duplicate-member", Error;
+    AgentMissingBridge => "agent-missing-bridge", Error;
+    NoManagementPath => "no-management-path", Error;
+    NoManagementServer => "no-management-server", Error;
+    PortRange => "port-range", Error;
+    DuplicatePort => "duplicate-port", Error;
+    DuplicateChain => "duplicate-chain", Error;
+    ChainNameTooLong => "chain-name-too-long", Error;
+    CoveredSource => "covered-source", Warning;
+    VlanWithoutPrefix => "vlan-without-prefix", Error;
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem in the input: code, message, the spans it is about and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub code: Code,
+    pub message: String,
+    /// The first label is the primary one: the exact place of the mistake.
+    pub labels: Vec<(Span, String)>,
+    pub help: Option<String>,
+}
+
+impl Diag {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Diag {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+        }
+    }
+
+    pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.labels.push((span, text.into()));
+        self
+    }
+
+    pub fn help(mut self, text: impl Into<String>) -> Self {
+        self.help = Some(text.into());
+        self
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity() == Severity::Error
+    }
+
+    /// The primary span (where the mistake is).
+    pub fn span(&self) -> Span {
+        self.labels.first().map(|l| l.0).unwrap_or_default()
+    }
+}
+
+/// `"did you mean `x`?"` for the candidate closest to `word`, if any is close enough.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate closest to `word` by edit distance (transpositions count once), if it is
+/// close enough to be a plausible typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
+/// The source file a set of diagnostics points into.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub text: Arc<str>,
+}
+
+impl Source {
+    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        (line, col)
+    }
+
+    /// A diagnostic bound to this source, ready for miette to render.
+    pub fn report(&self, diag: &Diag) -> Located {
+        Located {
+            diag: diag.clone(),
+            source: NamedSource::new(self.name.clone(), self.text.to_string()),
+        }
+    }
+}
+
+/// A [`Diag`] with its source text: what miette renders.
+#[derive(Debug)]
+pub struct Located {
+    pub diag: Diag,
+    source: NamedSource<String>,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+
+impl std::error::Error for Located {}
+
+impl miette::Diagnostic for Located {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.diag.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diag.severity() {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.diag.labels.iter().enumerate().map(
+            |(i, (span, text))| {
+                let text = (!text.is_empty()).then(|| text.clone());
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(text, *span)
+                } else {
+                    LabeledSpan::new_with_span(text, *span)
+                }
+            },
+        )))
+    }
+}

@@ -1,0 +1,183 @@
+//! The `netc` command line.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use netc::{Compiled, output, render};
+
+const EXAMPLES: &str = "\
+Examples:
+  netc check topology/csc.csn            report every problem, write nothing
+  netc build topology/csc.csn            render out/<host>/etc/... for every host
+  netc build topology/csc.csn -o /tmp/o  render somewhere else
+  netc build topology/csc.csn --check    exit 1 if the committed out/ is stale (for CI)
+
+Exit status: 0 ok, 1 a mistake in the topology or the command line (or stale output with
+--check), 2 an I/O or internal error.";
+
+#[derive(Parser)]
+#[command(name = "netc", version, about = "Compile a CloudStack site's network topology into each host's config files", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check a topology; print every diagnostic; write nothing.
+    Check {
+        /// The topology file (.csn).
+        file: PathBuf,
+    },
+    /// Check a topology and render every host's files into the output directory.
+    ///
+    /// The output directory is replaced as a whole, atomically: on any error it is left as it was.
+    Build {
+        /// The topology file (.csn).
+        file: PathBuf,
+        /// Where to write the tree `<host>/etc/...`.
+        #[arg(short, long, default_value = "out")]
+        output: PathBuf,
+        /// Write nothing; exit 1 and list the files that differ if the output is stale.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// Exit statuses: see EXAMPLES.
+const USER_ERROR: u8 = 1;
+const IO_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { USER_ERROR } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Build {
+            file,
+            output,
+            check,
+        } => build(&file, &output, check),
+    }
+}
+
+fn check(file: &Path) -> ExitCode {
+    let Some(compiled) = load(file) else {
+        return ExitCode::from(IO_ERROR);
+    };
+    let ok = report(&compiled);
+    if ok {
+        eprintln!("{}: ok ({})", compiled.source.name, counts(&compiled));
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(USER_ERROR)
+    }
+}
+
+fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
+    let Some(compiled) = load(file) else {
+        return ExitCode::from(IO_ERROR);
+    };
+    if !report(&compiled) {
+        eprintln!("nothing written to {}", dir.display());
+        return ExitCode::from(USER_ERROR);
+    }
+    let topology = compiled.topology.as_ref().expect("no errors, so a model");
+    let files = output::with_marker(render::tree(topology));
+    if check_only {
+        return match output::compare(dir, &files) {
+            Ok(diffs) if diffs.is_empty() => {
+                eprintln!("{} is up to date ({} files)", dir.display(), files.len());
+                ExitCode::SUCCESS
+            }
+            Ok(diffs) => {
+                eprintln!(
+                    "{} is stale; run `netc build {}`:",
+                    dir.display(),
+                    file.display()
+                );
+                for d in diffs {
+                    println!("{d}");
+                }
+                ExitCode::from(USER_ERROR)
+            }
+            Err(e) => io_error(e),
+        };
+    }
+    match output::write(dir, &files) {
+        Ok(()) => {
+            eprintln!(
+                "wrote {} files for {} hosts to {}",
+                files.len() - 1,
+                topology.hosts.len(),
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => io_error(e),
+    }
+}
+
+fn io_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("netc: {e}");
+    ExitCode::from(IO_ERROR)
+}
+
+/// Reads and compiles `file`; `None` (after a message) if it cannot be read.
+fn load(file: &Path) -> Option<Compiled> {
+    match std::fs::read(file) {
+        Ok(bytes) => Some(netc::compile(&display_name(file), &bytes)),
+        Err(e) => {
+            io_error(format!("cannot read {}: {e}", file.display()));
+            None
+        }
+    }
+}
+
+/// The file's name as given, without a leading `./`, so headers do not depend on spelling.
+fn display_name(file: &Path) -> String {
+    let s = file.to_string_lossy();
+    s.strip_prefix("./").unwrap_or(&s).to_string()
+}
+
+/// Prints every diagnostic; true if there were no errors.
+fn report(compiled: &Compiled) -> bool {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme);
+    for d in &compiled.diags {
+        let mut text = String::new();
+        let located = compiled.source.report(d);
+        if handler.render_report(&mut text, &located).is_err() {
+            text = format!("{}: {}", d.code, d.message);
+        }
+        eprintln!("{text}");
+    }
+    let errors = compiled.errors();
+    if errors > 0 {
+        eprintln!("{}: {}", compiled.source.name, counts(compiled));
+    }
+    errors == 0
+}
+
+fn counts(c: &Compiled) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}",
+        plural(c.errors(), "error"),
+        plural(c.warnings(), "warning")
+    )
+}

@@ -1,0 +1,256 @@
+//! The checked topology: plain data, every reference resolved, every value in range.
+//!
+//! Nothing here knows about templates, files or netlink. Renderers and apply read this and
+//! nothing else. Lists keep the order of the source file, which makes output deterministic.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+pub use crate::ast::{Device, Protocol};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    pub fn of_net(net: &IpNet) -> Family {
+        Family::of(&net.addr())
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+/// What a VLAN is for; the agent's device keys refer to VLANs by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Management,
+    Guest,
+    Public,
+    Uplink,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Management, Role::Guest, Role::Public, Role::Uplink];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Management => "management",
+            Role::Guest => "guest",
+            Role::Public => "public",
+            Role::Uplink => "uplink",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The source file as named on the command line (for "generated from" headers).
+    pub source: String,
+    pub vlans: Vec<Vlan>,
+    pub hosts: Vec<Host>,
+    pub vips: Vec<Vip>,
+    pub policies: Vec<Policy>,
+}
+
+impl Topology {
+    pub fn vlan(&self, id: u16) -> Option<&Vlan> {
+        self.vlans.iter().find(|v| v.id == id)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The VIPs `host` is a member of.
+    pub fn vips_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Vip> + 'a {
+        self.vips
+            .iter()
+            .filter(move |v| v.members.iter().any(|m| m.host == host))
+    }
+
+    /// The firewall policies that apply on `host`.
+    pub fn policies_on<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Policy> + 'a {
+        self.policies
+            .iter()
+            .filter(move |p| p.hosts.iter().any(|h| h == host))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vlan {
+    pub id: u16,
+    pub name: String,
+    pub role: Option<Role>,
+    /// At most one subnet per family.
+    pub subnets: Vec<Subnet>,
+}
+
+impl Vlan {
+    pub fn subnet(&self, family: Family) -> Option<&Subnet> {
+        self.subnets
+            .iter()
+            .find(|s| Family::of_net(&s.net) == family)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub net: IpNet,
+    pub gateway: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    pub management_server: bool,
+    pub agent: Option<Agent>,
+    pub nics: Vec<String>,
+    pub bridges: Vec<Bridge>,
+}
+
+impl Host {
+    pub fn bridge_on(&self, vlan: u16) -> Option<&Bridge> {
+        self.bridges.iter().find(|b| b.vlan == vlan)
+    }
+
+    pub fn is_cloudstack(&self) -> bool {
+        self.management_server || self.agent.is_some()
+    }
+}
+
+/// A bridge on the VLAN subinterface `<nic>.<vlan>`, with the host's addresses on that VLAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    pub name: String,
+    pub vlan: u16,
+    pub nic: String,
+    /// The host's addresses with the VLAN's prefix length, at most one per family, in
+    /// source order.
+    pub addresses: Vec<Address>,
+}
+
+impl Bridge {
+    /// The 802.1Q subinterface the bridge enslaves.
+    pub fn port(&self) -> String {
+        format!("{}.{}", self.nic, self.vlan)
+    }
+
+    pub fn address(&self, family: Family) -> Option<&Address> {
+        self.addresses
+            .iter()
+            .find(|a| Family::of_net(&a.net) == family)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// The address with its VLAN's prefix length (e.g. `fd74:6b6a:8eca:4902::22/64`).
+    pub net: IpNet,
+    /// The VLAN's gateway of this family: this address carries the host's default route.
+    pub gateway: Option<IpAddr>,
+}
+
+/// The owned network keys of CloudStack's agent.properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// The management servers, in topology order.
+    pub servers: Vec<IpAddr>,
+    pub port: u16,
+    pub private_device: String,
+    pub public_device: String,
+    pub guest_device: String,
+    pub bridge_type: BridgeType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeType {
+    Native,
+    Openvswitch,
+}
+
+impl BridgeType {
+    pub fn name(self) -> &'static str {
+        match self {
+            BridgeType::Native => "native",
+            BridgeType::Openvswitch => "openvswitch",
+        }
+    }
+}
+
+/// A keepalived virtual IP shared by member hosts on one VLAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vip {
+    pub name: String,
+    pub vlan: u16,
+    /// With the VLAN's prefix length; at most one per family.
+    pub addresses: Vec<IpNet>,
+    pub router_id: u8,
+    /// Highest priority first.
+    pub members: Vec<Member>,
+    pub check: Option<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub host: String,
+    pub priority: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub script: String,
+    pub interval: u32,
+}
+
+/// A firewall chain: packets to `ports` are rejected unless they come from a `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub chain: String,
+    pub ports: Vec<PortSet>,
+    /// Allowed sources, in source order, after expanding `allow vlan N`.
+    pub sources: Vec<AllowedSource>,
+    /// The hosts the chain is installed on.
+    pub hosts: Vec<String>,
+}
+
+impl Policy {
+    pub fn sources_of(&self, family: Family) -> impl Iterator<Item = &AllowedSource> {
+        self.sources
+            .iter()
+            .filter(move |s| Family::of_net(&s.net) == family)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSet {
+    pub protocol: Protocol,
+    pub ports: Vec<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedSource {
+    pub net: IpNet,
+    /// 1-based line of the `allow` statement it came from.
+    pub line: usize,
+}

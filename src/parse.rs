@@ -1,0 +1,388 @@
+//! Text → spanned AST, with pest. One `parse_<rule>` function per grammar rule.
+
+use pest::Parser as _;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+
+use crate::ast::*;
+use crate::diag::{Code, Diag, closest};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/netc.pest"]
+struct Grammar;
+
+/// Parses a whole file. A syntax error stops parsing (there is no sound way to go on), so the
+/// result is either the tree or exactly one `netc::syntax` diagnostic.
+pub fn parse(text: &str) -> Result<File, Diag> {
+    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(text, e))?;
+    Ok(parse_file(
+        pairs.next().expect("the file rule always yields one pair"),
+    ))
+}
+
+fn parse_file(pair: Pair<Rule>) -> File {
+    let mut file = File::default();
+    for item in pair.into_inner() {
+        match item.as_rule() {
+            Rule::vlan => file.vlans.push(parse_vlan(item)),
+            Rule::host => file.hosts.push(parse_host(item)),
+            Rule::vip => file.vips.push(parse_vip(item)),
+            Rule::firewall => file.firewalls.push(parse_firewall(item)),
+            Rule::agent_defaults => file.agents.push(parse_agent_defaults(item)),
+            Rule::EOI => {}
+            rule => unreachable!("file: unexpected {rule:?}"),
+        }
+    }
+    file
+}
+
+fn text(pair: &Pair<Rule>) -> Text {
+    Spanned::new(pair.as_str().to_string(), pair.as_span().into())
+}
+
+/// The children of a pair that are not keywords.
+fn args<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
+    pair.into_inner().filter(|p| !is_keyword(p.as_rule()))
+}
+
+fn parse_vlan(pair: Pair<Rule>) -> Vlan {
+    let mut inner = args(pair);
+    let id = text(&inner.next().expect("vlan id"));
+    let name = parse_string(inner.next().expect("vlan name"));
+    let mut vlan = Vlan {
+        id,
+        name,
+        roles: Vec::new(),
+        prefixes: Vec::new(),
+    };
+    for stmt in inner {
+        match stmt.as_rule() {
+            Rule::role => vlan.roles.push(parse_role(stmt)),
+            Rule::prefix => vlan.prefixes.push(parse_prefix(stmt)),
+            rule => unreachable!("vlan: unexpected {rule:?}"),
+        }
+    }
+    vlan
+}
+
+fn parse_role(pair: Pair<Rule>) -> Text {
+    text(&args(pair).next().expect("role name"))
+}
+
+fn parse_prefix(pair: Pair<Rule>) -> Prefix {
+    let mut inner = args(pair);
+    Prefix {
+        net: text(&inner.next().expect("prefix")),
+        gateway: inner.next().map(|g| text(&g)),
+    }
+}
+
+fn parse_string(pair: Pair<Rule>) -> Text {
+    let inner = pair.into_inner().next().expect("string text");
+    text(&inner)
+}
+
+fn parse_host(pair: Pair<Rule>) -> Host {
+    let mut inner = args(pair);
+    let mut host = Host {
+        name: text(&inner.next().expect("host name")),
+        management_server: Vec::new(),
+        agent: Vec::new(),
+        nics: Vec::new(),
+        bridges: Vec::new(),
+    };
+    for stmt in inner {
+        match stmt.as_rule() {
+            Rule::management_server => host.management_server.push(stmt.as_span().into()),
+            Rule::agent_host => host.agent.push(parse_agent_host(stmt)),
+            Rule::nic => host.nics.push(parse_nic(stmt)),
+            Rule::bridge => host.bridges.push(parse_bridge(stmt)),
+            rule => unreachable!("host: unexpected {rule:?}"),
+        }
+    }
+    host
+}
+
+fn parse_agent_host(pair: Pair<Rule>) -> AgentHost {
+    let span = pair.as_span().into();
+    AgentHost {
+        span,
+        devices: args(pair).map(parse_device_name).collect(),
+    }
+}
+
+/// `device_bridge` and `device_role`: a device keyword and a name.
+fn parse_device_name(pair: Pair<Rule>) -> (Spanned<Device>, Text) {
+    let mut inner = pair.into_inner();
+    let device = parse_device(inner.next().expect("device"));
+    (device, text(&inner.next().expect("device target")))
+}
+
+fn parse_device(pair: Pair<Rule>) -> Spanned<Device> {
+    let kw = pair.into_inner().next().expect("device keyword");
+    let device = match kw.as_rule() {
+        Rule::kw_private => Device::Private,
+        Rule::kw_public => Device::Public,
+        Rule::kw_guest => Device::Guest,
+        rule => unreachable!("device: unexpected {rule:?}"),
+    };
+    Spanned::new(device, kw.as_span().into())
+}
+
+fn parse_nic(pair: Pair<Rule>) -> Text {
+    text(&args(pair).next().expect("nic name"))
+}
+
+fn parse_bridge(pair: Pair<Rule>) -> Bridge {
+    let mut inner = args(pair);
+    Bridge {
+        name: text(&inner.next().expect("bridge name")),
+        vlan: text(&inner.next().expect("bridge vlan")),
+        nic: text(&inner.next().expect("bridge nic")),
+        addresses: inner.map(parse_address).collect(),
+    }
+}
+
+fn parse_address(pair: Pair<Rule>) -> Text {
+    text(&args(pair).next().expect("address"))
+}
+
+fn parse_vip(pair: Pair<Rule>) -> Vip {
+    let mut inner = args(pair);
+    let mut vip = Vip {
+        name: text(&inner.next().expect("vip name")),
+        vlans: Vec::new(),
+        addresses: Vec::new(),
+        router_ids: Vec::new(),
+        members: Vec::new(),
+        checks: Vec::new(),
+    };
+    for stmt in inner {
+        match stmt.as_rule() {
+            Rule::vip_vlan => vip.vlans.push(parse_single(stmt)),
+            Rule::address => vip.addresses.push(parse_address(stmt)),
+            Rule::router_id => vip.router_ids.push(parse_single(stmt)),
+            Rule::member => vip.members.push(parse_member(stmt)),
+            Rule::check => vip.checks.push(parse_check(stmt)),
+            rule => unreachable!("vip: unexpected {rule:?}"),
+        }
+    }
+    vip
+}
+
+/// A statement made of a keyword and one value.
+fn parse_single(pair: Pair<Rule>) -> Text {
+    text(&args(pair).next().expect("statement value"))
+}
+
+fn parse_member(pair: Pair<Rule>) -> Member {
+    let mut inner = args(pair);
+    Member {
+        host: text(&inner.next().expect("member host")),
+        priority: text(&inner.next().expect("member priority")),
+    }
+}
+
+fn parse_check(pair: Pair<Rule>) -> Check {
+    let span = pair.as_span().into();
+    let mut inner = args(pair);
+    Check {
+        span,
+        script: parse_string(inner.next().expect("check script")),
+        interval: inner.next().map(|i| text(&i)),
+    }
+}
+
+fn parse_firewall(pair: Pair<Rule>) -> Firewall {
+    let mut inner = args(pair);
+    let mut fw = Firewall {
+        name: text(&inner.next().expect("firewall name")),
+        ports: Vec::new(),
+        allows: Vec::new(),
+        on: Vec::new(),
+    };
+    for stmt in inner {
+        match stmt.as_rule() {
+            Rule::ports => fw.ports.push(parse_ports(stmt)),
+            Rule::allow_vlan => fw.allows.push(Allow::Vlan(parse_single(stmt))),
+            Rule::allow => fw.allows.push(Allow::Prefix(parse_single(stmt))),
+            Rule::on_hosts => fw.on.push(args(stmt).map(|p| text(&p)).collect()),
+            rule => unreachable!("firewall: unexpected {rule:?}"),
+        }
+    }
+    fw
+}
+
+fn parse_ports(pair: Pair<Rule>) -> Ports {
+    let mut protocol = Protocol::Tcp;
+    let mut numbers = Vec::new();
+    for p in args(pair) {
+        match p.as_rule() {
+            Rule::protocol => {
+                protocol = match p.into_inner().next().map(|k| k.as_rule()) {
+                    Some(Rule::kw_udp) => Protocol::Udp,
+                    _ => Protocol::Tcp,
+                }
+            }
+            Rule::number => numbers.push(text(&p)),
+            rule => unreachable!("ports: unexpected {rule:?}"),
+        }
+    }
+    Ports { protocol, numbers }
+}
+
+fn parse_agent_defaults(pair: Pair<Rule>) -> AgentDefaults {
+    let mut agent = AgentDefaults {
+        span: pair.as_span().into(),
+        ports: Vec::new(),
+        bridge_types: Vec::new(),
+        connects: Vec::new(),
+        devices: Vec::new(),
+    };
+    for stmt in args(pair) {
+        match stmt.as_rule() {
+            Rule::agent_port => agent.ports.push(parse_single(stmt)),
+            Rule::bridge_type => agent.bridge_types.push(parse_single(stmt)),
+            Rule::connect => agent.connects.push(parse_single(stmt)),
+            Rule::device_role => agent.devices.push(parse_device_name(stmt)),
+            rule => unreachable!("agent: unexpected {rule:?}"),
+        }
+    }
+    agent
+}
+
+fn is_keyword(rule: Rule) -> bool {
+    keyword(rule).is_some()
+}
+
+/// The word a keyword rule matches.
+fn keyword(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::kw_vlan => "vlan",
+        Rule::kw_role => "role",
+        Rule::kw_prefix => "prefix",
+        Rule::kw_gateway => "gateway",
+        Rule::kw_host => "host",
+        Rule::kw_management_server => "management-server",
+        Rule::kw_agent => "agent",
+        Rule::kw_nic => "nic",
+        Rule::kw_bridge => "bridge",
+        Rule::kw_on => "on",
+        Rule::kw_address => "address",
+        Rule::kw_vip => "vip",
+        Rule::kw_router_id => "router-id",
+        Rule::kw_member => "member",
+        Rule::kw_priority => "priority",
+        Rule::kw_check => "check",
+        Rule::kw_interval => "interval",
+        Rule::kw_firewall => "firewall",
+        Rule::kw_ports => "ports",
+        Rule::kw_tcp => "tcp",
+        Rule::kw_udp => "udp",
+        Rule::kw_allow => "allow",
+        Rule::kw_port => "port",
+        Rule::kw_bridge_type => "bridge-type",
+        Rule::kw_connect => "connect",
+        Rule::kw_private => "private",
+        Rule::kw_public => "public",
+        Rule::kw_guest => "guest",
+        _ => return None,
+    })
+}
+
+/// What a grammar rule is called in a message.
+fn describe(rule: Rule) -> String {
+    if let Some(kw) = keyword(rule) {
+        return format!("`{kw}`");
+    }
+    match rule {
+        Rule::name => "a name".into(),
+        Rule::number => "a number".into(),
+        Rule::literal => "an address or prefix".into(),
+        Rule::string => "a quoted string".into(),
+        Rule::text => "text without quotes or control characters".into(),
+        Rule::EOI => "end of file".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The word (or character) at `offset`, for "found …" and did-you-mean.
+fn word_at(text: &str, offset: usize) -> &str {
+    let rest = &text[offset..];
+    let len = rest
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/')))
+        .map(|(i, _)| i)
+        .unwrap_or(rest.len());
+    if len == 0 {
+        rest.chars().next().map_or("", |c| &rest[..c.len_utf8()])
+    } else {
+        &rest[..len]
+    }
+}
+
+fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
+    let offset = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let found = word_at(text, offset);
+    let span = Span::new(offset, offset + found.len());
+    let mut expected: Vec<Rule> = match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.clone(),
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    // `}` and `{` are literals, which pest does not report; say so where they fit.
+    expected.sort_by_key(|r| describe(*r));
+    expected.dedup();
+    let mut words: Vec<String> = expected.iter().map(|r| describe(*r)).collect();
+    let found_text = match found {
+        "" => "end of file".to_string(),
+        f if f.chars().all(char::is_control) => format!("{:?}", f),
+        f => format!("`{f}`"),
+    };
+    if words.is_empty() {
+        words.push("something else".into());
+    }
+    let list = match words.len() {
+        1 => words[0].clone(),
+        n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
+    };
+    let mut diag = Diag::new(Code::Syntax, format!("expected {list}, found {found_text}"))
+        .label(span, format!("expected {list}"));
+    let keywords: Vec<&str> = expected.iter().filter_map(|r| keyword(*r)).collect();
+    if let Some(kw) = closest(found, keywords.iter().copied()) {
+        diag = diag.help(format!("did you mean `{kw}`?"));
+    } else if !keywords.is_empty() {
+        diag = diag.help("a block's statements each start with a keyword; a block ends with `}`");
+    }
+    diag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_need_a_word_boundary() {
+        let err = parse("vlan529 \"x\" {}").unwrap_err();
+        assert_eq!(err.code, Code::Syntax);
+        assert_eq!(err.span(), Span::new(0, 7));
+    }
+
+    #[test]
+    fn misspelled_keyword_gets_did_you_mean() {
+        let err = parse("vlan 1 \"x\" { rol management }").unwrap_err();
+        assert_eq!(err.span(), Span::new(13, 16));
+        assert_eq!(err.help.as_deref(), Some("did you mean `role`?"));
+    }
+
+    #[test]
+    fn spans_point_at_values() {
+        let file = parse("host a {\n  bridge br1 vlan 7 on eth0 { address 192.0.2.1 }\n}").unwrap();
+        let b = &file.hosts[0].bridges[0];
+        assert_eq!(b.vlan.value, "7");
+        assert_eq!(b.vlan.span, Span::new(27, 28));
+        assert_eq!(b.addresses[0].value, "192.0.2.1");
+    }
+}

@@ -1,0 +1,335 @@
+//! Model → the text of each host's files, one askama template per artefact.
+//!
+//! Decisions live here in Rust (which stanzas a bridge gets, how ports are chunked); the
+//! templates only lay the prepared values out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use askama::Template;
+
+use crate::model::*;
+
+/// `-m multiport` matches at most this many ports per rule.
+pub const MULTIPORT_MAX: usize = 15;
+
+/// One file of a host's tree, relative to the host's root (`etc/...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artefact {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Every file of every host, keyed by `<host>/etc/...`: the whole `out/` tree.
+pub fn tree(topo: &Topology) -> BTreeMap<PathBuf, String> {
+    topo.hosts
+        .iter()
+        .flat_map(|h| {
+            host(topo, h)
+                .into_iter()
+                .map(|a| (PathBuf::from(&h.name).join(a.path), a.text))
+        })
+        .collect()
+}
+
+/// The files of one host.
+pub fn host(topo: &Topology, host: &Host) -> Vec<Artefact> {
+    let mut out = vec![artefact("etc/network/interfaces", interfaces(topo, host))];
+    for family in Family::ALL {
+        let name = match family {
+            Family::V4 => "etc/iptables/rules.v4",
+            Family::V6 => "etc/iptables/rules.v6",
+        };
+        out.push(artefact(name, iptables(topo, host, family)));
+    }
+    if topo.vips_of(&host.name).next().is_some() {
+        out.push(artefact(
+            "etc/keepalived/keepalived.conf",
+            keepalived(topo, host),
+        ));
+    }
+    if let Some(agent) = &host.agent {
+        out.push(artefact(
+            "etc/cloudstack/agent/agent.properties",
+            agent_properties(topo, agent),
+        ));
+    }
+    out
+}
+
+fn artefact(path: &str, template: impl Template) -> Artefact {
+    let mut text = template
+        .render()
+        .expect("templates only print plain values");
+    text.push('\n');
+    Artefact {
+        path: PathBuf::from(path),
+        text,
+    }
+}
+
+// --- /etc/network/interfaces --------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "interfaces", escape = "none")]
+struct Interfaces<'a> {
+    source: &'a str,
+    blocks: Vec<IfaceBlock>,
+}
+
+/// An `auto` line and the interface's `iface` stanzas.
+struct IfaceBlock {
+    comment: Option<String>,
+    name: String,
+    stanzas: Vec<Stanza>,
+}
+
+struct Stanza {
+    family: &'static str,
+    method: &'static str,
+    options: Vec<(&'static str, String)>,
+}
+
+fn interfaces<'a>(topo: &'a Topology, host: &Host) -> Interfaces<'a> {
+    let manual = |name: &str, comment: Option<String>| IfaceBlock {
+        comment,
+        name: name.to_string(),
+        stanzas: vec![Stanza {
+            family: "inet",
+            method: "manual",
+            options: Vec::new(),
+        }],
+    };
+    let mut blocks: Vec<IfaceBlock> = host.nics.iter().map(|n| manual(n, None)).collect();
+    for b in &host.bridges {
+        let vlan_name = topo.vlan(b.vlan).map(|v| v.name.clone());
+        blocks.push(manual(&b.port(), vlan_name));
+        blocks.push(IfaceBlock {
+            comment: None,
+            name: b.name.clone(),
+            stanzas: bridge_stanzas(b),
+        });
+    }
+    Interfaces {
+        source: &topo.source,
+        blocks,
+    }
+}
+
+/// `bridge_ports` goes in every stanza, as ifupdown's bridge hook reads whichever comes first.
+fn bridge_stanzas(b: &Bridge) -> Vec<Stanza> {
+    let ports = ("bridge_ports", b.port());
+    if b.addresses.is_empty() {
+        return vec![Stanza {
+            family: "inet",
+            method: "manual",
+            options: vec![ports],
+        }];
+    }
+    Family::ALL
+        .into_iter()
+        .filter_map(|f| b.address(f))
+        .map(|a| {
+            let mut options = vec![ports.clone(), ("address", a.net.to_string())];
+            if let Some(gw) = a.gateway {
+                options.push(("gateway", gw.to_string()));
+            }
+            let family = match Family::of_net(&a.net) {
+                Family::V4 => "inet",
+                Family::V6 => "inet6",
+            };
+            Stanza {
+                family,
+                method: "static",
+                options,
+            }
+        })
+        .collect()
+}
+
+// --- /etc/iptables/rules.v4, rules.v6 ----------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "iptables.rules", escape = "none")]
+struct Iptables<'a> {
+    source: &'a str,
+    family: &'static str,
+    restore: &'static str,
+    reject_with: &'static str,
+    chains: Vec<Chain>,
+}
+
+struct Chain {
+    name: String,
+    sources: Vec<String>,
+    rejects: Vec<Reject>,
+}
+
+struct Reject {
+    protocol: &'static str,
+    ports: String,
+}
+
+fn iptables<'a>(topo: &'a Topology, host: &Host, family: Family) -> Iptables<'a> {
+    let chains = topo
+        .policies_on(&host.name)
+        .map(|p| Chain {
+            name: p.chain.clone(),
+            sources: p.sources_of(family).map(|s| s.net.to_string()).collect(),
+            rejects: rejects(p),
+        })
+        .collect();
+    let (family, restore, reject_with) = match family {
+        Family::V4 => ("IPv4", "iptables-restore", "icmp-port-unreachable"),
+        Family::V6 => ("IPv6", "ip6tables-restore", "icmp6-port-unreachable"),
+    };
+    Iptables {
+        source: &topo.source,
+        family,
+        restore,
+        reject_with,
+        chains,
+    }
+}
+
+/// One REJECT rule per protocol and per 15 ports.
+fn rejects(p: &Policy) -> Vec<Reject> {
+    p.ports
+        .iter()
+        .flat_map(|set| {
+            set.ports.chunks(MULTIPORT_MAX).map(|chunk| Reject {
+                protocol: set.protocol.keyword(),
+                ports: chunk
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            })
+        })
+        .collect()
+}
+
+// --- /etc/keepalived/keepalived.conf -------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "keepalived.conf", escape = "none")]
+struct Keepalived<'a> {
+    source: &'a str,
+    host: &'a str,
+    scripts: Vec<Script>,
+    instances: Vec<Instance>,
+}
+
+struct Script {
+    name: String,
+    path: String,
+    interval: u32,
+}
+
+struct Instance {
+    name: String,
+    state: &'static str,
+    interface: String,
+    router_id: u8,
+    priority: u8,
+    source: String,
+    peers: Vec<String>,
+    address: ipnet::IpNet,
+    track: Option<String>,
+}
+
+fn keepalived<'a>(topo: &'a Topology, host: &'a Host) -> Keepalived<'a> {
+    let mut scripts = Vec::new();
+    let mut instances = Vec::new();
+    for vip in topo.vips_of(&host.name) {
+        let track = vip.check.as_ref().map(|c| {
+            let name = format!("check_{}", vip.name);
+            scripts.push(Script {
+                name: name.clone(),
+                path: c.script.clone(),
+                interval: c.interval,
+            });
+            name
+        });
+        let me = vip
+            .members
+            .iter()
+            .find(|m| m.host == host.name)
+            .expect("vips_of");
+        let bridge = host
+            .bridge_on(vip.vlan)
+            .expect("checked: members have a bridge on the VLAN");
+        for address in &vip.addresses {
+            let family = Family::of_net(address);
+            let addr_on = |h: &str| {
+                topo.host(h)
+                    .and_then(|h| h.bridge_on(vip.vlan))
+                    .and_then(|b| b.address(family))
+                    .map(|a| a.net.addr().to_string())
+                    .expect("checked: members have an address of each VIP family")
+            };
+            let suffix = match family {
+                Family::V4 => "v4",
+                Family::V6 => "v6",
+            };
+            instances.push(Instance {
+                name: format!("{}_{suffix}", vip.name),
+                // Members are sorted by priority: the first one holds the address.
+                state: if vip.members[0].host == host.name {
+                    "MASTER"
+                } else {
+                    "BACKUP"
+                },
+                interface: bridge.name.clone(),
+                router_id: vip.router_id,
+                priority: me.priority,
+                source: addr_on(&host.name),
+                peers: vip
+                    .members
+                    .iter()
+                    .filter(|m| m.host != host.name)
+                    .map(|m| addr_on(&m.host))
+                    .collect(),
+                address: *address,
+                track: track.clone(),
+            });
+        }
+    }
+    Keepalived {
+        source: &topo.source,
+        host: &host.name,
+        scripts,
+        instances,
+    }
+}
+
+// --- /etc/cloudstack/agent/agent.properties ------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "agent.properties", escape = "none")]
+struct AgentProperties<'a> {
+    source: &'a str,
+    servers: String,
+    port: u16,
+    private: &'a str,
+    public: &'a str,
+    guest: &'a str,
+    bridge_type: &'static str,
+}
+
+fn agent_properties<'a>(topo: &'a Topology, agent: &'a Agent) -> AgentProperties<'a> {
+    AgentProperties {
+        source: &topo.source,
+        servers: agent
+            .servers
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        port: agent.port,
+        private: &agent.private_device,
+        public: &agent.public_device,
+        guest: &agent.guest_device,
+        bridge_type: agent.bridge_type.name(),
+    }
+}
