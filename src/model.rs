@@ -183,17 +183,16 @@ pub struct Agent {
     pub bridge_type: BridgeType,
 }
 
+/// `network.bridge.type`. Only Linux bridges: they are what the interfaces file builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BridgeType {
     Native,
-    Openvswitch,
 }
 
 impl BridgeType {
     pub fn name(self) -> &'static str {
         match self {
             BridgeType::Native => "native",
-            BridgeType::Openvswitch => "openvswitch",
         }
     }
 }

@@ -103,8 +103,19 @@ fn parse_host(pair: Pair<Rule>) -> Host {
     host
 }
 
+/// The span of a statement's keyword. (A statement's own span can run on over the whitespace
+/// before an optional part that is absent.)
+fn keyword_span(pair: &Pair<Rule>) -> Span {
+    let kw = pair
+        .clone()
+        .into_inner()
+        .next()
+        .expect("a statement starts with a keyword");
+    kw.as_span().into()
+}
+
 fn parse_agent_host(pair: Pair<Rule>) -> AgentHost {
-    let span = pair.as_span().into();
+    let span = keyword_span(&pair);
     AgentHost {
         span,
         devices: args(pair).map(parse_device_name).collect(),
@@ -184,7 +195,7 @@ fn parse_member(pair: Pair<Rule>) -> Member {
 }
 
 fn parse_check(pair: Pair<Rule>) -> Check {
-    let span = pair.as_span().into();
+    let span = keyword_span(&pair);
     let mut inner = args(pair);
     Check {
         span,

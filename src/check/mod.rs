@@ -7,7 +7,7 @@
 mod cover;
 mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -31,6 +31,8 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
         diags: Vec::new(),
         vlans: BTreeMap::new(),
         host_addrs: HashMap::new(),
+        broken_vlans: HashSet::new(),
+        incomplete_vlans: HashSet::new(),
     };
     let vlans = cx.vlans(&file.vlans);
     let mut hosts = cx.hosts(&file.hosts);
@@ -41,6 +43,7 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
 
     let mut diags = cx.diags;
     diags.sort_by_key(|d| (d.span(), d.code));
+    diags.dedup();
     let ok = !diags.iter().any(Diag::is_error);
     Checked {
         topology: ok.then(|| Topology {
@@ -61,12 +64,19 @@ struct Checker<'a> {
     vlans: BTreeMap<u16, (Vlan, Span)>,
     /// Every host address, for duplicate and VIP-collision checks.
     host_addrs: HashMap<IpAddr, (String, Span)>,
+    /// VLAN ids as written whose declaration was rejected: references to them are not
+    /// reported again.
+    broken_vlans: HashSet<String>,
+    /// VLANs with a rejected prefix: "no prefix of this family" would be a follow-on error.
+    incomplete_vlans: HashSet<u16>,
 }
 
 /// A host being checked: the model so far and the spans later checks point at.
 struct HostCx {
     model: Host,
     name_span: Span,
+    /// The host had an error already: checks for things it lacks would only repeat it.
+    incomplete: bool,
     /// Bridge name → (span of its name, span of its VLAN).
     bridge_spans: HashMap<String, (Span, Span)>,
 }
@@ -83,6 +93,10 @@ struct Defaults {
 impl Checker<'_> {
     fn emit(&mut self, diag: Diag) {
         self.diags.push(diag);
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.is_error()).count()
     }
 
     /// Records the error, if any, and returns the value.
@@ -114,7 +128,11 @@ impl Checker<'_> {
                 Code::MissingSetting,
                 format!("`{}` has no `{what}`", owner.value),
             )
-            .label(owner.span, format!("needs a `{what}` statement"));
+            .label(owner.span, format!("needs a `{what}` statement"))
+            .help(format!(
+                "add `{what} …` inside the block of `{}`",
+                owner.value
+            ));
             self.emit(d);
         }
     }
@@ -125,7 +143,7 @@ impl Checker<'_> {
             .parse::<u16>()
             .ok()
             .filter(|id| self.vlans.contains_key(id));
-        if id.is_none() {
+        if id.is_none() && !self.broken_vlans.contains(&t.value) {
             let known: Vec<String> = self.vlans.keys().map(u16::to_string).collect();
             let mut d = Diag::new(Code::UnknownVlan, format!("there is no VLAN {}", t.value))
                 .label(t.span, "not a VLAN of this topology");
@@ -152,6 +170,7 @@ impl Checker<'_> {
         for v in vlans {
             let id = number(&v.id, "VLAN id", 1, 4094, Code::VlanIdRange);
             let Some(id) = self.ok(id).map(|n| n as u16) else {
+                self.broken_vlans.insert(v.id.value.clone());
                 continue;
             };
             if let Some((_, first)) = self.vlans.get(&id) {
@@ -164,7 +183,11 @@ impl Checker<'_> {
             }
             let role = self.single(&v.roles, "role", |r| r.span).cloned();
             let role = role.and_then(|r| self.role(&r, &mut roles));
+            let before = self.error_count();
             let subnets = self.subnets(&v.prefixes);
+            if self.error_count() > before {
+                self.incomplete_vlans.insert(id);
+            }
             let vlan = Vlan {
                 id,
                 name: v.name.value.clone(),
@@ -191,6 +214,7 @@ impl Checker<'_> {
             .label(first, "first VLAN with this role")
             .help("agents find their bridges by role, so each role names one VLAN");
             self.emit(d);
+            return None;
         }
         Some(role)
     }
@@ -280,7 +304,8 @@ impl Checker<'_> {
                     Code::BadName,
                     format!("`{}` is not a valid host name", h.name.value),
                 )
-                .label(h.name.span, why);
+                .label(h.name.span, "not a host name")
+                .help(why);
                 self.emit(d);
                 continue;
             }
@@ -303,6 +328,7 @@ impl Checker<'_> {
     }
 
     fn host(&mut self, h: &ast::Host) -> HostCx {
+        let before = self.error_count();
         // Every interface of the host (NICs, bridges, VLAN subinterfaces) shares one namespace.
         let mut names: HashMap<String, Span> = HashMap::new();
         let mut nics: Vec<String> = Vec::new();
@@ -320,12 +346,13 @@ impl Checker<'_> {
                 bridges: Vec::new(),
             },
             name_span: h.name.span,
+            incomplete: false,
             bridge_spans: HashMap::new(),
         };
         let mut gateways: BTreeMap<Family, Span> = BTreeMap::new();
         let mut vlans_used: HashMap<u16, Span> = HashMap::new();
         for b in &h.bridges {
-            let name_ok = self.own_interface_name(&b.name.value, b.name.span, &mut names);
+            self.own_interface_name(&b.name.value, b.name.span, &mut names);
             let vlan = self.vlan_ref(&b.vlan).cloned();
             let nic_ok = nics.contains(&b.nic.value);
             if !nic_ok {
@@ -365,17 +392,18 @@ impl Checker<'_> {
                 self.interface_name(&port, span, &mut names);
             }
             let addresses = self.bridge_addresses(&h.name.value, b, &vlan, &mut gateways);
-            if name_ok && nic_ok {
-                cx.bridge_spans
-                    .insert(b.name.value.clone(), (b.name.span, b.vlan.span));
-                cx.model.bridges.push(Bridge {
-                    name: b.name.value.clone(),
-                    vlan: vlan.id,
-                    nic: b.nic.value.clone(),
-                    addresses,
-                });
-            }
+            // Kept even with a bad name or NIC (already reported, so no model comes out): later
+            // checks then see the bridge and report no follow-on errors.
+            cx.bridge_spans
+                .insert(b.name.value.clone(), (b.name.span, b.vlan.span));
+            cx.model.bridges.push(Bridge {
+                name: b.name.value.clone(),
+                vlan: vlan.id,
+                nic: b.nic.value.clone(),
+                addresses,
+            });
         }
+        cx.incomplete = self.error_count() > before;
         cx
     }
 
@@ -391,7 +419,8 @@ impl Checker<'_> {
                 Code::BadName,
                 format!("`{name}` is not a valid interface name"),
             )
-            .label(span, why);
+            .label(span, "not an interface name")
+            .help(why);
             self.emit(d);
             return false;
         }
@@ -499,6 +528,9 @@ impl Checker<'_> {
         let addr = self.ok(values::address(t))?;
         let family = Family::of(&addr);
         let Some(subnet) = vlan.subnet(family) else {
+            if self.incomplete_vlans.contains(&vlan.id) {
+                return None;
+            }
             let have: Vec<String> = vlan.subnets.iter().map(|s| s.net.to_string()).collect();
             let d = Diag::new(
                 Code::AddressFamily,
@@ -544,7 +576,7 @@ impl Checker<'_> {
             connect: Family::V4,
             devices: BTreeMap::from([
                 (Device::Private, (Role::Management, None)),
-                (Device::Public, (Role::Guest, None)),
+                (Device::Public, (Role::Public, None)),
                 (Device::Guest, (Role::Guest, None)),
             ]),
         };
@@ -561,8 +593,19 @@ impl Checker<'_> {
         {
             match t.value.as_str() {
                 "native" => out.bridge_type = BridgeType::Native,
-                "openvswitch" => out.bridge_type = BridgeType::Openvswitch,
-                _ => self.unknown_setting(&t, "bridge type", &["native", "openvswitch"]),
+                "openvswitch" => {
+                    let d = Diag::new(
+                        Code::UnknownSetting,
+                        "netc does not build Open vSwitch bridges",
+                    )
+                    .label(
+                        t.span,
+                        "the interfaces file has Linux bridges (`bridge_ports`)",
+                    )
+                    .help("write `bridge-type native`: the agent must use the bridges netc builds");
+                    self.emit(d);
+                }
+                _ => self.unknown_setting(&t, "bridge type", &["native"]),
             }
         }
         if let Some(t) = self.single(&a.connects, "connect", |t| t.span).cloned() {
@@ -657,13 +700,24 @@ impl Checker<'_> {
                 }
                 let (role, role_span) = defaults.devices[&device];
                 let Some(vlan) = self.vlan_with_role(role).map(|v| v.id) else {
-                    self.role_without_vlan(device, role, role_span, stmt.span);
+                    // Like the agent itself, an unmapped public/guest device falls back to
+                    // the private one; an explicit mapping must resolve.
+                    let fallback = devices.get(&Device::Private).cloned();
+                    match fallback {
+                        Some(private) if role_span.is_none() && device != Device::Private => {
+                            devices.insert(device, private);
+                        }
+                        // The private device failed: that is reported already.
+                        None if role_span.is_none() && device != Device::Private => {}
+                        _ => self.role_without_vlan(device, role, role_span, stmt.span),
+                    }
                     continue;
                 };
                 match cx.model.bridge_on(vlan) {
                     Some(b) => {
                         devices.insert(device, b.name.clone());
                     }
+                    None if cx.incomplete => {}
                     None => {
                         let mut d = Diag::new(
                             Code::AgentMissingBridge,
@@ -771,6 +825,7 @@ impl Checker<'_> {
         for cx in hosts.iter().filter(|c| c.model.management_server) {
             match cx.model.bridge_on(vlan).and_then(|b| b.address(family)) {
                 Some(a) => out.push(a.net.addr()),
+                None if cx.incomplete => {}
                 None => {
                     let d = Diag::new(
                         Code::NoManagementPath,
@@ -790,6 +845,9 @@ impl Checker<'_> {
 
     /// An agent reaches the servers on the management VLAN, or through its default route.
     fn management_path(&mut self, cx: &HostCx, vlan: u16, family: Family, agent: Span) {
+        if cx.incomplete {
+            return;
+        }
         let direct = cx
             .model
             .bridge_on(vlan)
@@ -923,7 +981,8 @@ impl Checker<'_> {
                 Code::BadName,
                 format!("`{}` is not a valid VIP name", t.value),
             )
-            .label(t.span, why);
+            .label(t.span, "not a VIP name")
+            .help(why);
             self.emit(d);
             return false;
         }
@@ -1034,6 +1093,9 @@ impl Checker<'_> {
 
     /// A member needs a bridge on the VIP's VLAN, with an address of each of the VIP's families.
     fn member_bridge(&mut self, v: &ast::Vip, host: &HostCx, m: &ast::Member, vlan: &Vlan) -> bool {
+        if host.incomplete {
+            return false;
+        }
         let bridge = host.model.bridge_on(vlan.id);
         let families: Vec<Family> = v
             .addresses
@@ -1200,8 +1262,11 @@ impl Checker<'_> {
             None
         };
         if let Some((code, why)) = why {
-            let d =
-                Diag::new(code, format!("`{}` cannot be a chain name", t.value)).label(t.span, why);
+            let d = Diag::new(code, format!("`{}` cannot be a chain name", t.value))
+                .label(t.span, why)
+                .help(format!(
+                    "name the chain with up to {CHAIN_MAX} letters, digits, `-` or `_`"
+                ));
             self.emit(d);
             return false;
         }

@@ -20,11 +20,13 @@ pub fn number(t: &Text, what: &str, min: u64, max: u64, code: Code) -> Result<u6
             Code::BadNumber,
             format!("{what} `{}` is too large", t.value),
         )
-        .label(t.span, format!("must be {min}–{max}"))
+        .label(t.span, "too large")
+        .help(format!("write a number from {min} to {max}"))
     })?;
     if n < min || n > max {
         return Err(Diag::new(code, format!("{what} {n} is out of range"))
-            .label(t.span, format!("must be {min}–{max}")));
+            .label(t.span, "out of range")
+            .help(format!("write a number from {min} to {max}")));
     }
     Ok(n)
 }
@@ -62,11 +64,10 @@ pub fn prefix(t: &Text) -> Result<IpNet, Diag> {
         let help = if t.value.contains('/') {
             "a prefix is an address, `/` and a length: `192.0.2.0/24`, `fd74:6b6a:8eca:4902::/64`"
                 .to_string()
+        } else if t.value.contains(':') {
+            format!("add the prefix length, e.g. `{}/64`", t.value)
         } else {
-            format!(
-                "add the prefix length, e.g. `{}/64` or `{}/24`",
-                t.value, t.value
-            )
+            format!("add the prefix length, e.g. `{}/24`", t.value)
         };
         Diag::new(Code::BadPrefix, format!("`{}` is not a prefix", t.value))
             .label(t.span, "expected an address/length prefix")
@@ -142,7 +143,10 @@ pub fn bad_hostname(name: &str) -> Option<String> {
         && !name.starts_with('-')
         && !name.ends_with('-')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    (!ok).then(|| "a host name is 1–63 letters, digits and inner `-`".to_string())
+    (!ok).then(|| {
+        "a host name is 1–63 letters, digits and inner `-` (it names a directory under out/)"
+            .to_string()
+    })
 }
 
 /// Why `name` cannot be used in a keepalived or iptables identifier, if it cannot.

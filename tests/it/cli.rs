@@ -1,0 +1,211 @@
+//! The command line: exit codes, `build --check`, atomic output, I/O errors.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::*;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Every file under `dir` with its bytes, for byte-for-byte comparisons.
+fn snapshot_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(),
+                    fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn committed_out_is_up_to_date() {
+    let o = netc(&["build", "topology/csc.csn", "--check"], &root());
+    assert!(
+        o.status.success(),
+        "out/ is stale; run `netc build topology/csc.csn`:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+#[test]
+fn check_reports_ok_and_warnings_with_exit_0() {
+    let o = netc(&["check", "topology/csc.csn"], &root());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("netc::guest-bridge-name-too-long"), "{err}");
+    assert!(
+        err.contains("topology/csc.csn: ok (0 errors, 1 warning)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_with_errors_exits_1_and_names_every_error() {
+    let o = netc(&["check", "tests/fixtures/many-errors.csn"], &root());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for code in [
+        "netc::unknown-vlan",
+        "netc::unknown-nic",
+        "netc::duplicate-address",
+        "netc::port-range",
+    ] {
+        assert!(err.contains(code), "{code} missing in:\n{err}");
+    }
+    assert!(err.contains("4 errors"), "{err}");
+}
+
+#[test]
+fn build_then_check_then_stale() {
+    let dir = tmp();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let o = netc(&["build", "topology/csc.csn", "-o", out_s], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        snapshot_dir(&out),
+        snapshot_dir(&root().join("out")),
+        "build output equals the committed out/"
+    );
+
+    let o = netc(
+        &["build", "topology/csc.csn", "-o", out_s, "--check"],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    fs::write(out.join("ginkgo/etc/iptables/rules.v4"), "edited by hand\n").unwrap();
+    fs::remove_file(out.join("biloba/etc/network/interfaces")).unwrap();
+    fs::write(out.join("stray"), "x").unwrap();
+    let before = snapshot_dir(&out);
+    let o = netc(
+        &["build", "topology/csc.csn", "-o", out_s, "--check"],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        "missing  biloba/etc/network/interfaces\nchanged  ginkgo/etc/iptables/rules.v4\nextra    stray\n"
+    );
+    assert_eq!(snapshot_dir(&out), before, "--check writes nothing");
+
+    // A real build replaces the tree as a whole: the stray file goes too.
+    let o = netc(&["build", "topology/csc.csn", "-o", out_s], &root());
+    assert!(o.status.success());
+    assert_eq!(snapshot_dir(&out), snapshot_dir(&root().join("out")));
+}
+
+#[test]
+fn failed_build_leaves_existing_output_untouched() {
+    let dir = tmp();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    assert!(
+        netc(&["build", "topology/csc.csn", "-o", out_s], &root())
+            .status
+            .success()
+    );
+    let before = snapshot_dir(&out);
+    for bad in fixtures("err")
+        .into_iter()
+        .chain([fixture("many-errors.csn")])
+    {
+        let c = compile(&bad);
+        if c.topology.is_some() {
+            continue; // warning-only fixtures build
+        }
+        let o = netc(&["build", bad.to_str().unwrap(), "-o", out_s], &root());
+        assert_eq!(o.status.code(), Some(1), "{}", bad.display());
+        assert!(stderr(&o).contains("nothing written"), "{}", bad.display());
+        assert_eq!(
+            snapshot_dir(&out),
+            before,
+            "{} changed the output",
+            bad.display()
+        );
+    }
+}
+
+#[test]
+fn build_refuses_to_replace_a_directory_it_did_not_write() {
+    let dir = tmp();
+    let precious = dir.path().join("etc");
+    fs::create_dir(&precious).unwrap();
+    fs::write(precious.join("passwd"), "root:x:0:0\n").unwrap();
+    let o = netc(
+        &[
+            "build",
+            "topology/csc.csn",
+            "-o",
+            precious.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("refusing to replace"), "{}", stderr(&o));
+    assert_eq!(
+        snapshot_dir(&precious),
+        vec![("passwd".to_string(), b"root:x:0:0\n".to_vec())]
+    );
+}
+
+#[test]
+fn io_errors_exit_2_with_a_message() {
+    let dir = tmp();
+    let o = netc(&["check", "no/such/file.csn"], &root());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read no/such/file.csn"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = netc(&["build", "topology"], &root());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read topology"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Output below a regular file: the directory cannot be created.
+    let file = dir.path().join("file");
+    fs::write(&file, "").unwrap();
+    let target = file.join("out");
+    let o = netc(
+        &["build", "topology/csc.csn", "-o", target.to_str().unwrap()],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("netc: cannot inspect"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_command_line_exits_1() {
+    let o = netc(&["frobnicate"], &root());
+    assert_eq!(o.status.code(), Some(1));
+    let o = netc(&["build"], &root());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("<FILE>"), "{}", stderr(&o));
+    let o = netc(&["--help"], &root());
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("Examples:"));
+}

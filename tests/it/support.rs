@@ -1,0 +1,82 @@
+//! Helpers shared by the test modules.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use miette::{GraphicalReportHandler, GraphicalTheme};
+use netc::Compiled;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// The `.csn` files of a fixture folder, sorted.
+pub fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csn"))
+        .collect();
+    files.sort();
+    files
+}
+
+pub fn stem(path: &Path) -> String {
+    path.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// Compiles a file, naming it by its path relative to the repository (stable in snapshots).
+pub fn compile(path: &Path) -> Compiled {
+    let name = path
+        .strip_prefix(root())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned();
+    netc::compile(&name, &std::fs::read(path).unwrap())
+}
+
+/// Every diagnostic as one line `severity code line:col-line:col message` plus its help, then
+/// miette's rendering, without colour: what a snapshot should pin down.
+pub fn render_diags(c: &Compiled) -> String {
+    let mut out = String::new();
+    for d in &c.diags {
+        let (l1, c1) = c.source.line_col(d.span().start);
+        let (l2, c2) = c.source.line_col(d.span().end);
+        let sev = if d.is_error() { "error" } else { "warning" };
+        out += &format!("{sev} {} {l1}:{c1}-{l2}:{c2} {}\n", d.code, d.message);
+        if let Some(h) = &d.help {
+            out += &format!("  help: {h}\n");
+        }
+    }
+    let handler =
+        GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+    for d in &c.diags {
+        out.push('\n');
+        handler
+            .render_report(&mut out, &c.source.report(d))
+            .unwrap();
+    }
+    out
+}
+
+/// Runs the netc binary.
+pub fn netc(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
