@@ -82,6 +82,7 @@ codes! {
     ChainNameTooLong => "chain-name-too-long", Error;
     CoveredSource => "covered-source", Warning;
     VlanWithoutPrefix => "vlan-without-prefix", Error;
+    NoHosts => "no-hosts", Error;
 }
 
 impl fmt::Display for Code {

@@ -40,9 +40,14 @@ fn text(pair: &Pair<Rule>) -> Text {
     Spanned::new(pair.as_str().to_string(), pair.as_span().into())
 }
 
-/// The children of a pair that are not keywords.
+/// The children of a pair that are values or statements (not keywords or punctuation).
 fn args<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
-    pair.into_inner().filter(|p| !is_keyword(p.as_rule()))
+    pair.into_inner()
+        .filter(|p| !is_keyword(p.as_rule()) && !is_punctuation(p.as_rule()))
+}
+
+fn is_punctuation(rule: Rule) -> bool {
+    matches!(rule, Rule::open | Rule::close | Rule::comma)
 }
 
 fn parse_vlan(pair: Pair<Rule>) -> Vlan {
@@ -78,7 +83,10 @@ fn parse_prefix(pair: Pair<Rule>) -> Prefix {
 }
 
 fn parse_string(pair: Pair<Rule>) -> Text {
-    let inner = pair.into_inner().next().expect("string text");
+    let inner = pair
+        .into_inner()
+        .find(|p| p.as_rule() == Rule::text)
+        .expect("string text");
     text(&inner)
 }
 
@@ -307,6 +315,15 @@ fn describe(rule: Rule) -> String {
         return format!("`{kw}`");
     }
     match rule {
+        Rule::open => "`{`".into(),
+        Rule::close => "`}`".into(),
+        Rule::comma => "`,`".into(),
+        Rule::quote => "`\"`".into(),
+        Rule::vlan | Rule::vip_vlan | Rule::allow_vlan => "`vlan`".into(),
+        Rule::host => "`host`".into(),
+        Rule::vip => "`vip`".into(),
+        Rule::firewall => "`firewall`".into(),
+        Rule::agent_defaults | Rule::agent_host => "`agent`".into(),
         Rule::name => "a name".into(),
         Rule::number => "a number".into(),
         Rule::literal => "an address or prefix".into(),
@@ -339,14 +356,13 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
     };
     let found = word_at(text, offset);
     let span = Span::new(offset, offset + found.len());
-    let mut expected: Vec<Rule> = match &err.variant {
+    let expected: Vec<Rule> = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
-    // `}` and `{` are literals, which pest does not report; say so where they fit.
-    expected.sort_by_key(|r| describe(*r));
-    expected.dedup();
     let mut words: Vec<String> = expected.iter().map(|r| describe(*r)).collect();
+    words.sort();
+    words.dedup();
     let found_text = match found {
         "" => "end of file".to_string(),
         f if f.chars().all(char::is_control) => format!("{:?}", f),
@@ -359,15 +375,35 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
         1 => words[0].clone(),
         n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
     };
-    let mut diag = Diag::new(Code::Syntax, format!("expected {list}, found {found_text}"))
+    let diag = Diag::new(Code::Syntax, format!("expected {list}, found {found_text}"))
         .label(span, format!("expected {list}"));
     let keywords: Vec<&str> = expected.iter().filter_map(|r| keyword(*r)).collect();
-    if let Some(kw) = closest(found, keywords.iter().copied()) {
-        diag = diag.help(format!("did you mean `{kw}`?"));
+    let help = if let Some(c) = found.chars().find(|c| c.is_control()) {
+        let string = expected.contains(&Rule::quote);
+        format!(
+            "control character U+{:04X} is not allowed in a topology{}",
+            c as u32,
+            if string {
+                "; a quoted string ends with `\"` on its own line"
+            } else {
+                ""
+            }
+        )
+    } else if let Some(c) = found.chars().find(|c| !c.is_ascii()) {
+        format!(
+            "`{c}` (U+{:04X}) is not ASCII: outside quoted strings netc reads only ASCII \
+             (a pasted curly quote or no-break space?)",
+            c as u32
+        )
+    } else if let Some(kw) = closest(found, keywords.iter().copied()) {
+        format!("did you mean `{kw}`?")
     } else if !keywords.is_empty() {
-        diag = diag.help("a block's statements each start with a keyword; a block ends with `}`");
-    }
-    diag
+        "a block's statements each start with a keyword; a block ends with `}`".to_string()
+    } else {
+        "the language is shown by example in the README; its grammar is grammar/netc.pest"
+            .to_string()
+    };
+    diag.help(help)
 }
 
 #[cfg(test)]

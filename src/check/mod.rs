@@ -40,6 +40,14 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
     cx.agents(&file.hosts, &mut hosts, &defaults);
     let vips = cx.vips(&file.vips, &hosts);
     let policies = cx.policies(&file.firewalls, &hosts);
+    if file.hosts.is_empty() {
+        // An empty topology would build an empty tree and wipe out/: never what was meant.
+        let end = source.text.len();
+        let d = Diag::new(Code::NoHosts, "the topology declares no hosts")
+            .label(Span::new(end, end), "end of file")
+            .help("declare at least one `host NAME { ... }`; is this the right file?");
+        cx.emit(d);
+    }
 
     let mut diags = cx.diags;
     diags.sort_by_key(|d| (d.span(), d.code));
@@ -1093,7 +1101,7 @@ impl Checker<'_> {
 
     /// A member needs a bridge on the VIP's VLAN, with an address of each of the VIP's families.
     fn member_bridge(&mut self, v: &ast::Vip, host: &HostCx, m: &ast::Member, vlan: &Vlan) -> bool {
-        if host.incomplete {
+        if host.incomplete || self.incomplete_vlans.contains(&vlan.id) {
             return false;
         }
         let bridge = host.model.bridge_on(vlan.id);

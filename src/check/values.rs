@@ -74,14 +74,31 @@ pub fn prefix(t: &Text) -> Result<IpNet, Diag> {
             .help(help)
     })?;
     if net.trunc() != net {
+        // `/46` typed for `/64`: if the swapped length fits the address, that is the likelier fix.
+        let help = match transposed_length(net) {
+            Some(fixed) => format!("did you mean `{fixed}`? (or the network `{}`)", net.trunc()),
+            None => format!("did you mean `{}`?", net.trunc()),
+        };
         return Err(Diag::new(
             Code::HostBitsSet,
             format!("prefix `{}` has host bits set", t.value),
         )
         .label(t.span, format!("the network is {}", net.trunc()))
-        .help(format!("did you mean `{}`?", net.trunc())));
+        .help(help));
     }
     Ok(net)
+}
+
+/// The prefix with its two length digits swapped, if that has no host bits set.
+fn transposed_length(net: IpNet) -> Option<IpNet> {
+    let len = net.prefix_len();
+    let swapped = (len % 10) * 10 + len / 10;
+    if len < 10 || swapped == len {
+        return None;
+    }
+    IpNet::new(net.addr(), swapped)
+        .ok()
+        .filter(|n| n.trunc() == *n)
 }
 
 /// An allowed source: a prefix, or a single address meaning /32 or /128.

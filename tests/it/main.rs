@@ -3,5 +3,6 @@
 
 mod cli;
 mod diagnostics;
+mod hostile;
 mod render;
 mod support;
