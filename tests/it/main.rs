@@ -4,5 +4,8 @@
 mod cli;
 mod diagnostics;
 mod hostile;
+mod netns;
 mod render;
 mod support;
+mod tools;
+mod traffic;

@@ -1,0 +1,558 @@
+//! The artefacts behave as the topology says, with real traffic between namespaces this test
+//! creates (nothing leaves them):
+//! - the firewall: allowed sources reach the service ports, others are REJECTed (refused at
+//!   once, not dropped), and a non-service port stays open to everyone;
+//! - keepalived: the higher priority holds the VIP, the other takes over on SIGTERM and
+//!   SIGKILL and answers ping, and the first takes it back when it returns;
+//! - interfaces: ifupdown itself brings the file up (veths stand in for the 802.1Q
+//!   subinterfaces this kernel lacks) and the host answers on its addresses.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use netc::model::{Family, Host, Protocol, Topology};
+use netc::render;
+
+use crate::netns::{Netns, Verdict, available, connect};
+use crate::support::*;
+
+fn topology(path: &Path) -> Topology {
+    compile(path).topology.expect("valid topology")
+}
+
+fn rendered(topo: &Topology, host: &str, rel: &str) -> String {
+    render::tree(topo)
+        .remove(&Path::new(host).join(rel))
+        .unwrap_or_else(|| panic!("{host}/{rel}"))
+}
+
+// --- firewall ---------------------------------------------------------------------------
+
+const SERVER_V4: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
+const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 1);
+
+/// Addresses that stand for "anyone else": the first not allowed by any policy is used.
+const OUTSIDERS: [&str; 6] = [
+    "198.18.7.7",
+    "100.127.7.7",
+    "203.0.113.250",
+    "2001:db8:dead::7",
+    "fd99:dead::7",
+    "2001:db8:beef::7",
+];
+
+/// What the topology says should happen to TCP from `source` to `port` on `host`.
+fn expected(topo: &Topology, host: &Host, source: IpAddr, port: u16) -> Verdict {
+    for p in topo.policies_on(&host.name) {
+        let protects = p
+            .ports
+            .iter()
+            .any(|s| s.protocol == Protocol::Tcp && s.ports.contains(&port));
+        if protects && !p.sources.iter().any(|s| s.net.contains(&source)) {
+            return Verdict::Refused;
+        }
+    }
+    Verdict::Connected
+}
+
+/// Sources to try on `host`: one inside each allowed prefix, and one outsider per family.
+fn sample_sources(topo: &Topology, host: &Host) -> BTreeSet<IpAddr> {
+    let mut out = BTreeSet::new();
+    for p in topo.policies_on(&host.name) {
+        for s in &p.sources {
+            out.insert(inside(s.net));
+        }
+    }
+    for family in Family::ALL {
+        let outsider = OUTSIDERS
+            .iter()
+            .map(|a| a.parse::<IpAddr>().unwrap())
+            .filter(|a| Family::of(a) == family)
+            .find(|a| {
+                topo.policies_on(&host.name)
+                    .all(|p| !p.sources.iter().any(|s| s.net.contains(a)))
+            })
+            .expect("an outsider address");
+        out.insert(outsider);
+    }
+    out
+}
+
+/// A host address inside `net` (the network address itself for /32 and /128).
+fn inside(net: IpNet) -> IpAddr {
+    if net.prefix_len() == net.max_prefix_len() {
+        return net.addr();
+    }
+    net.hosts().next().unwrap()
+}
+
+/// Loads a host's rules into a server namespace and tries every (source, port) pair.
+fn check_firewall(topo: &Topology, host: &Host) -> usize {
+    let server = Netns::new("fws");
+    let client = Netns::new("fwc");
+    server.link("s0", &client, "c0");
+    // REJECT answers with ICMP; the kernel's rate limit (a burst of 6, then 1/s per peer)
+    // would make later SYNs wait for a retransmit. The semantics are the same without it.
+    server.ok(&[
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.icmp_ratelimit=0",
+        "net.ipv6.icmp.ratelimit=0",
+    ]);
+    server.addr("s0", &format!("{SERVER_V4}/32"));
+    server.addr("s0", &format!("{SERVER_V6}/128"));
+    client.ok(&[
+        "ip",
+        "route",
+        "add",
+        &format!("{SERVER_V4}/32"),
+        "dev",
+        "c0",
+    ]);
+    client.ok(&[
+        "ip",
+        "-6",
+        "route",
+        "add",
+        &format!("{SERVER_V6}/128"),
+        "dev",
+        "c0",
+    ]);
+    let sources = sample_sources(topo, host);
+    for s in &sources {
+        let (len, ip) = if s.is_ipv4() { (32, "-4") } else { (128, "-6") };
+        client.addr("c0", &format!("{s}/{len}"));
+        server.ok(&["ip", ip, "route", "add", &format!("{s}/{len}"), "dev", "s0"]);
+    }
+    for (file, tool) in [
+        ("rules.v4", "iptables-restore"),
+        ("rules.v6", "ip6tables-restore"),
+    ] {
+        let text = rendered(topo, &host.name, &format!("etc/iptables/{file}"));
+        let o = server.run_stdin(&[tool], &text);
+        assert!(
+            o.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    // Every TCP service port, plus one port no policy protects.
+    let mut ports: BTreeSet<u16> = topo
+        .policies_on(&host.name)
+        .flat_map(|p| p.ports.iter().filter(|s| s.protocol == Protocol::Tcp))
+        .flat_map(|s| s.ports.iter().copied())
+        .collect();
+    let other = [22, 2222, 8022]
+        .into_iter()
+        .find(|p| !ports.contains(p))
+        .unwrap();
+    ports.insert(other);
+    // Dual-stack listeners ([::] accepts IPv4 too); the kernel completes handshakes itself.
+    let listeners: Vec<TcpListener> = server.enter(|| {
+        ports
+            .iter()
+            .map(|p| TcpListener::bind(("::", *p)).unwrap())
+            .collect()
+    });
+
+    // In parallel: over veth the first ICMPv6 error reaches the client while connect() still
+    // holds the socket, so Linux refuses only on the SYN retransmit a second later. (Threads
+    // inherit the namespace of the thread that spawns them.)
+    let pairs: Vec<(IpAddr, u16)> = sources
+        .iter()
+        .flat_map(|s| ports.iter().map(move |p| (*s, *p)))
+        .collect();
+    let results: Vec<(IpAddr, u16, Verdict)> = client.enter(|| {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pairs
+                .iter()
+                .map(|&(source, port)| {
+                    scope.spawn(move || {
+                        let server = if source.is_ipv4() {
+                            IpAddr::V4(SERVER_V4)
+                        } else {
+                            IpAddr::V6(SERVER_V6)
+                        };
+                        (source, port, connect(source, SocketAddr::new(server, port)))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    });
+    let tried = results.len();
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(|(source, port, got)| {
+            let want = expected(topo, host, source, port);
+            (got != want).then(|| format!("{source} → port {port}: got {got:?}, want {want:?}"))
+        })
+        .collect();
+    drop(listeners);
+    assert!(
+        failures.is_empty(),
+        "{}: {}",
+        host.name,
+        failures.join("\n")
+    );
+    // The run must have seen both outcomes on both families.
+    let verdicts: BTreeSet<(bool, Verdict)> = sources
+        .iter()
+        .flat_map(|s| ports.iter().map(move |p| (s.is_ipv4(), *p, *s)))
+        .map(|(v4, p, s)| (v4, expected(topo, host, s, p)))
+        .collect();
+    assert!(
+        verdicts.len() == 4 || topo.policies_on(&host.name).count() == 0,
+        "{verdicts:?}"
+    );
+    tried
+}
+
+fn check_firewall_of(path: &Path) {
+    let topo = topology(path);
+    let mut tried = 0;
+    for host in topo
+        .hosts
+        .iter()
+        .filter(|h| topo.policies_on(&h.name).next().is_some())
+    {
+        tried += check_firewall(&topo, host);
+    }
+    eprintln!(
+        "{}: {tried} connections behaved as the topology says",
+        path.display()
+    );
+    assert!(tried > 0);
+}
+
+/// The seed's own rule: only fd74:6b6a:8eca:4902::/64 (and, illustratively, 192.0.2.0/24)
+/// reach 16509/16514/45335/41047/8250; port 22 stays open to all.
+#[test]
+fn csc_firewall_behaves() {
+    if !available("csc firewall", &["iptables-restore", "ip6tables-restore"]) {
+        return;
+    }
+    let topo = topology(&root().join("topology/csc.csn"));
+    let biloba = topo.host("biloba").unwrap();
+    let seed: IpNet = "fd74:6b6a:8eca:4902::/64".parse().unwrap();
+    assert!(
+        topo.policies_on("biloba")
+            .any(|p| p.sources.iter().any(|s| s.net == seed))
+    );
+    let allowed: IpAddr = "fd74:6b6a:8eca:4902::1".parse().unwrap();
+    let outsider: IpAddr = "2001:db8:dead::7".parse().unwrap();
+    assert_eq!(expected(&topo, biloba, allowed, 16509), Verdict::Connected);
+    assert_eq!(expected(&topo, biloba, outsider, 16509), Verdict::Refused);
+    assert_eq!(expected(&topo, biloba, outsider, 22), Verdict::Connected);
+    check_firewall_of(&root().join("topology/csc.csn"));
+}
+
+/// Several allowed prefixes per family, more than 15 ports, two chains.
+#[test]
+fn firewall_with_many_sources_behaves() {
+    if !available(
+        "many-sources firewall",
+        &["iptables-restore", "ip6tables-restore"],
+    ) {
+        return;
+    }
+    check_firewall_of(&fixture("ok/many-sources.csn"));
+    check_firewall_of(&fixture("ok/lab.csn"));
+}
+
+// --- keepalived -------------------------------------------------------------------------
+
+/// One keepalived instance in its own namespace, killed on drop.
+struct Keepalived {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Keepalived {
+    fn start(ns: &Netns, config: &str) -> Keepalived {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("keepalived.conf");
+        std::fs::write(&conf, config).unwrap();
+        let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "keepalived",
+                "--vrrp",
+                "--dont-fork",
+                "--no-syslog",
+            ])
+            .args([
+                "-f",
+                &path("keepalived.conf"),
+                "-p",
+                &path("k.pid"),
+                "-r",
+                &path("v.pid"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Keepalived { child, dir }
+    }
+
+    /// A crash: SIGKILL the VRRP process first. (Killing the parent first would let the
+    /// child shut down gracefully on its parent-death signal, sending priority 0.)
+    fn crash(&mut self) {
+        let vrrp = std::fs::read_to_string(self.dir.path().join("v.pid")).unwrap();
+        let pid = rustix::process::Pid::from_raw(vrrp.trim().parse().unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn has_address(ns: &Netns, dev: &str, addr: &str) -> bool {
+    ns.ok(&["ip", "-br", "addr", "show", "dev", dev])
+        .split_whitespace()
+        .any(|a| a.split('/').next() == Some(addr))
+}
+
+/// Waits until `pred` holds; returns how long it took.
+fn wait_for(what: &str, limit: Duration, pred: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !pred() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+/// A node of the VRRP test: a namespace with the host's bridge on the VIP's VLAN, plugged
+/// into a shared switch namespace.
+fn vrrp_node(topo: &Topology, host: &str, vlan: u16, switch: &Netns, port: &str) -> Netns {
+    let ns = Netns::new("vrrp");
+    let bridge = topo.host(host).unwrap().bridge_on(vlan).unwrap();
+    ns.ok(&["ip", "link", "add", &bridge.name, "type", "bridge"]);
+    ns.link("eth0", switch, port);
+    ns.ok(&["ip", "link", "set", "eth0", "master", &bridge.name]);
+    switch.ok(&["ip", "link", "set", port, "master", "sw"]);
+    ns.ok(&["ip", "link", "set", &bridge.name, "up"]);
+    for a in &bridge.addresses {
+        ns.addr(&bridge.name, &a.net.to_string());
+    }
+    ns
+}
+
+#[test]
+fn keepalived_fails_over_and_back() {
+    if !available("keepalived failover", &["keepalived", "ping"]) {
+        return;
+    }
+    let topo = topology(&root().join("topology/csc.csn"));
+    let vip = &topo.vips[0];
+    let (master, backup) = (&vip.members[0].host, &vip.members[1].host);
+    let bridge = topo
+        .host(master)
+        .unwrap()
+        .bridge_on(vip.vlan)
+        .unwrap()
+        .name
+        .clone();
+    let vip4 = vip
+        .addresses
+        .iter()
+        .find(|a| a.addr().is_ipv4())
+        .unwrap()
+        .addr()
+        .to_string();
+    let vip6 = vip
+        .addresses
+        .iter()
+        .find(|a| a.addr().is_ipv6())
+        .unwrap()
+        .addr()
+        .to_string();
+
+    let switch = Netns::new("sw");
+    switch.ok(&["ip", "link", "add", "sw", "type", "bridge"]);
+    switch.ok(&["ip", "link", "set", "sw", "up"]);
+    let a = vrrp_node(&topo, master, vip.vlan, &switch, "pa");
+    let b = vrrp_node(&topo, backup, vip.vlan, &switch, "pb");
+    let client = Netns::new("cl");
+    client.link("eth0", &switch, "pc");
+    switch.ok(&["ip", "link", "set", "pc", "master", "sw"]);
+    let subnet = topo.vlan(vip.vlan).unwrap().subnet(Family::V4).unwrap().net;
+    client.addr(
+        "eth0",
+        &format!("{}/{}", subnet.hosts().last().unwrap(), subnet.prefix_len()),
+    );
+
+    let conf_a = rendered(&topo, master, "etc/keepalived/keepalived.conf");
+    let conf_b = rendered(&topo, backup, "etc/keepalived/keepalived.conf");
+    let holds = |ns: &Netns| has_address(ns, &bridge, &vip4) && has_address(ns, &bridge, &vip6);
+    let free = |ns: &Netns| !has_address(ns, &bridge, &vip4) && !has_address(ns, &bridge, &vip6);
+    let answers = || {
+        client
+            .run(&["ping", "-c", "1", "-W", "1", &vip4])
+            .status
+            .success()
+    };
+    let limit = Duration::from_secs(20);
+
+    let mut ka_b = Keepalived::start(&b, &conf_b);
+    let mut ka_a = Keepalived::start(&a, &conf_a);
+    let election = wait_for("the master to take the VIP", limit, || holds(&a));
+    wait_for("the backup to stay backup", limit, || free(&b));
+    assert!(answers(), "the VIP answers ping on the master");
+
+    ka_a.terminate();
+    let graceful = wait_for("failover after SIGTERM", limit, || holds(&b) && free(&a));
+    wait_for("the VIP to answer from the backup", limit, answers);
+
+    drop(ka_a);
+    ka_a = Keepalived::start(&a, &conf_a);
+    let preempt = wait_for("the master to take the VIP back", limit, || {
+        holds(&a) && free(&b)
+    });
+    wait_for("the VIP to answer from the master again", limit, answers);
+
+    // A crash. The dead master's addresses stay on its bridge, as after a real crash; the
+    // backup must take over once adverts stop.
+    let start = Instant::now();
+    ka_a.crash();
+    wait_for("failover after SIGKILL", limit, || holds(&b));
+    let crash = start.elapsed();
+    wait_for("the VIP to answer after the crash", limit, answers);
+    ka_b.terminate();
+
+    eprintln!(
+        "keepalived ({} → {}): election {election:.1?}, SIGTERM failover {graceful:.1?}, \
+         return/preempt {preempt:.1?}, SIGKILL failover {crash:.1?}",
+        master, backup
+    );
+}
+
+// --- interfaces -------------------------------------------------------------------------
+
+/// ifupdown brings a host's interfaces file up in a namespace; a peer on each VLAN reaches
+/// the host's addresses; bridges, ports and default routes are as the topology says.
+fn bring_up(topo: &Topology, host: &Host) {
+    let h = Netns::new("ifh");
+    let peer = Netns::new("ifp");
+    // Duplicate address detection is the kernel's business, not the file's: without it ifup
+    // does not wait a second or two per IPv6 address.
+    h.ok(&[
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("interfaces");
+    std::fs::write(&file, rendered(topo, &host.name, "etc/network/interfaces")).unwrap();
+    // veths named as the 802.1Q subinterfaces: ifupdown creates a VLAN only when the name is
+    // missing, and this kernel has no 8021q.
+    for b in &host.bridges {
+        h.link(&b.port(), &peer, &format!("p{}", b.vlan));
+    }
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let o = h.run(&[
+        "ifup",
+        "-a",
+        "-i",
+        file.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}: ifup: {}",
+        host.name,
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    for b in &host.bridges {
+        let link = h.ok(&["ip", "-d", "link", "show", &b.port()]);
+        assert!(
+            link.contains(&format!("master {}", b.name)),
+            "{}: {link}",
+            b.port()
+        );
+        let bridge = h.ok(&["ip", "-d", "link", "show", &b.name]);
+        assert!(
+            bridge.contains("bridge ") && bridge.contains("state UP"),
+            "{bridge}"
+        );
+        for a in &b.addresses {
+            // The peer takes the last address of the subnet and pings the host.
+            let subnet = a.net.trunc();
+            let mine = subnet.hosts().last().unwrap();
+            assert_ne!(mine, a.net.addr());
+            peer.addr(
+                &format!("p{}", b.vlan),
+                &format!("{mine}/{}", subnet.prefix_len()),
+            );
+            let target = a.net.addr().to_string();
+            wait_for(
+                &format!("{} to answer on {target}", host.name),
+                Duration::from_secs(10),
+                || {
+                    peer.run(&["ping", "-c", "1", "-W", "1", &target])
+                        .status
+                        .success()
+                },
+            );
+            if let Some(gw) = a.gateway {
+                let flag = if gw.is_ipv4() { "-4" } else { "-6" };
+                let routes = h.ok(&["ip", flag, "route", "show", "default"]);
+                assert!(
+                    routes.contains(&format!("default via {gw} dev {}", b.name)),
+                    "{routes}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn interfaces_come_up_with_ifupdown() {
+    if !available("ifup in a namespace", &["ifup", "brctl", "ping"]) {
+        return;
+    }
+    let mut paths: Vec<PathBuf> = vec![root().join("topology/csc.csn")];
+    paths.extend(fixtures("ok"));
+    let topologies: Vec<Topology> = paths.iter().map(|p| topology(p)).collect();
+    std::thread::scope(|s| {
+        for topo in &topologies {
+            for host in &topo.hosts {
+                s.spawn(move || bring_up(topo, host));
+            }
+        }
+    });
+}
