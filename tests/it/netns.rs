@@ -13,10 +13,9 @@ use std::time::Duration;
 pub fn available(test: &str, tools: &[&str]) -> bool {
     let reason = if !rustix::process::geteuid().is_root() {
         Some("not root".to_string())
-    } else if let Some(t) = tools.iter().find(|t| which(t).is_none()) {
-        Some(format!("`{t}` is not installed (script/setup installs it)"))
     } else {
-        None
+        let missing = tools.iter().find(|t| which(t).is_none());
+        missing.map(|t| format!("`{t}` is not installed (script/setup installs it)"))
     };
     match reason {
         None => true,
