@@ -9,3 +9,4 @@ mod render;
 mod support;
 mod tools;
 mod traffic;
+mod vm;
