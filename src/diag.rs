@@ -83,6 +83,7 @@ codes! {
     CoveredSource => "covered-source", Warning;
     VlanWithoutPrefix => "vlan-without-prefix", Error;
     NoHosts => "no-hosts", Error;
+    BadConfig => "bad-config", Error;
 }
 
 impl fmt::Display for Code {
@@ -167,21 +168,29 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 pub struct Source {
     pub name: String,
     pub text: Arc<str>,
+    /// Byte offset of each line's start, for line numbers in O(log n).
+    line_starts: Arc<[usize]>,
 }
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        let text: Arc<str> = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Source {
             name: name.into(),
-            text: text.into(),
+            text,
+            line_starts,
         }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        let col = self.text[start..offset].chars().count() + 1;
         (line, col)
     }
 
@@ -189,7 +198,7 @@ impl Source {
     pub fn report(&self, diag: &Diag) -> Located {
         Located {
             diag: diag.clone(),
-            source: NamedSource::new(self.name.clone(), self.text.to_string()),
+            source: NamedSource::new(self.name.clone(), self.text.clone()),
         }
     }
 }
@@ -198,7 +207,7 @@ impl Source {
 #[derive(Debug)]
 pub struct Located {
     pub diag: Diag,
-    source: NamedSource<String>,
+    source: NamedSource<Arc<str>>,
 }
 
 impl fmt::Display for Located {

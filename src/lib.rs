@@ -6,6 +6,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod config;
 pub mod diag;
 pub mod model;
 pub mod output;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use netc::config::{self, Settings};
+use netc::diag::{Diag, Source};
 use netc::{Compiled, output, render};
 
 const EXAMPLES: &str = "\
@@ -74,6 +76,9 @@ fn check(file: &Path) -> ExitCode {
     let Some(compiled) = load(file) else {
         return ExitCode::from(IO_ERROR);
     };
+    if let Err(code) = settings(file) {
+        return code;
+    }
     let ok = report(&compiled);
     if ok {
         eprintln!("{}: ok ({})", compiled.source.name, counts(&compiled));
@@ -87,12 +92,19 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
     let Some(compiled) = load(file) else {
         return ExitCode::from(IO_ERROR);
     };
+    let settings = match settings(file) {
+        Ok(s) => s,
+        Err(code) => {
+            eprintln!("nothing written to {}", dir.display());
+            return code;
+        }
+    };
     if !report(&compiled) {
         eprintln!("nothing written to {}", dir.display());
         return ExitCode::from(USER_ERROR);
     }
     let topology = compiled.topology.as_ref().expect("no errors, so a model");
-    let files = output::with_marker(render::tree(topology));
+    let files = output::with_marker(render::tree(topology, settings.firewall.target));
     if check_only {
         return match output::compare(dir, &files) {
             Ok(diffs) if diffs.is_empty() => {
@@ -132,6 +144,21 @@ fn io_error(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(IO_ERROR)
 }
 
+/// The build settings for `file` (its folder's netc.toml); on failure, a message and the
+/// exit status.
+fn settings(file: &Path) -> Result<Settings, ExitCode> {
+    match config::for_topology(file) {
+        Ok(s) => Ok(s),
+        Err(config::Error::Io(path, e)) => {
+            Err(io_error(format!("cannot read {}: {e}", path.display())))
+        }
+        Err(config::Error::Invalid(source, diag)) => {
+            print_diag(&source, &diag);
+            Err(ExitCode::from(USER_ERROR))
+        }
+    }
+}
+
 /// Reads and compiles `file`; `None` (after a message) if it cannot be read.
 fn load(file: &Path) -> Option<Compiled> {
     match std::fs::read(file) {
@@ -149,8 +176,8 @@ fn display_name(file: &Path) -> String {
     s.strip_prefix("./").unwrap_or(&s).to_string()
 }
 
-/// Prints every diagnostic; true if there were no errors.
-fn report(compiled: &Compiled) -> bool {
+/// Prints one diagnostic: coloured on a terminal, plain when piped or with NO_COLOR.
+fn print_diag(source: &Source, d: &Diag) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let theme = if color {
         miette::GraphicalTheme::unicode()
@@ -158,13 +185,17 @@ fn report(compiled: &Compiled) -> bool {
         miette::GraphicalTheme::unicode_nocolor()
     };
     let handler = miette::GraphicalReportHandler::new_themed(theme);
+    let mut text = String::new();
+    if handler.render_report(&mut text, &source.report(d)).is_err() {
+        text = format!("{}: {}", d.code, d.message);
+    }
+    eprintln!("{text}");
+}
+
+/// Prints every diagnostic; true if there were no errors.
+fn report(compiled: &Compiled) -> bool {
     for d in &compiled.diags {
-        let mut text = String::new();
-        let located = compiled.source.report(d);
-        if handler.render_report(&mut text, &located).is_err() {
-            text = format!("{}: {}", d.code, d.message);
-        }
-        eprintln!("{text}");
+        print_diag(&compiled.source, d);
     }
     let errors = compiled.errors();
     if errors > 0 {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use askama::Template;
 
+use crate::config::Target;
 use crate::model::*;
 
 /// `-m multiport` matches at most this many ports per rule.
@@ -21,11 +22,11 @@ pub struct Artefact {
 }
 
 /// Every file of every host, keyed by `<host>/etc/...`: the whole `out/` tree.
-pub fn tree(topo: &Topology) -> BTreeMap<PathBuf, String> {
+pub fn tree(topo: &Topology, target: Target) -> BTreeMap<PathBuf, String> {
     topo.hosts
         .iter()
         .flat_map(|h| {
-            host(topo, h)
+            host(topo, h, target)
                 .into_iter()
                 .map(|a| (PathBuf::from(&h.name).join(a.path), a.text))
         })
@@ -33,14 +34,19 @@ pub fn tree(topo: &Topology) -> BTreeMap<PathBuf, String> {
 }
 
 /// The files of one host.
-pub fn host(topo: &Topology, host: &Host) -> Vec<Artefact> {
+pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
     let mut out = vec![artefact("etc/network/interfaces", interfaces(topo, host))];
-    for family in Family::ALL {
-        let name = match family {
-            Family::V4 => "etc/iptables/rules.v4",
-            Family::V6 => "etc/iptables/rules.v6",
-        };
-        out.push(artefact(name, iptables(topo, host, family)));
+    if target.iptables() {
+        for family in Family::ALL {
+            let name = match family {
+                Family::V4 => "etc/iptables/rules.v4",
+                Family::V6 => "etc/iptables/rules.v6",
+            };
+            out.push(artefact(name, iptables(topo, host, family)));
+        }
+    }
+    if target.nftables() {
+        out.push(artefact("etc/nftables.d/netc.nft", nftables(topo, host)));
     }
     if topo.vips_of(&host.name).next().is_some() {
         out.push(artefact(
@@ -199,14 +205,60 @@ fn rejects(p: &Policy) -> Vec<Reject> {
         .flat_map(|set| {
             set.ports.chunks(MULTIPORT_MAX).map(|chunk| Reject {
                 protocol: set.protocol.keyword(),
-                ports: chunk
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
+                ports: join(chunk, ","),
             })
         })
         .collect()
+}
+
+// --- /etc/nftables.d/netc.nft -------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "netc.nft", escape = "none")]
+struct Nftables<'a> {
+    source: &'a str,
+    chains: Vec<NftChain>,
+}
+
+/// A chain with its allowed sources in two named interval sets: the rule count does not grow
+/// with the number of sources.
+struct NftChain {
+    name: String,
+    v4: Vec<String>,
+    v6: Vec<String>,
+    rejects: Vec<Reject>,
+}
+
+fn nftables<'a>(topo: &'a Topology, host: &Host) -> Nftables<'a> {
+    let sources = |p: &Policy, f| p.sources_of(f).map(|s| s.net.to_string()).collect();
+    let chains = topo
+        .policies_on(&host.name)
+        .map(|p| NftChain {
+            name: p.chain.clone(),
+            v4: sources(p, Family::V4),
+            v6: sources(p, Family::V6),
+            rejects: p
+                .ports
+                .iter()
+                .map(|set| Reject {
+                    protocol: set.protocol.keyword(),
+                    ports: join(&set.ports, ", "),
+                })
+                .collect(),
+        })
+        .collect();
+    Nftables {
+        source: &topo.source,
+        chains,
+    }
+}
+
+fn join(ports: &[u16], sep: &str) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 // --- /etc/keepalived/keepalived.conf -------------------------------------------------------

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use netc::Compiled;
+use netc::config::Target;
 
 use crate::support::*;
 
@@ -125,8 +126,8 @@ fn crlf_files_build_the_same() {
     let a = netc::compile("topology/csc.csn", lf.as_bytes());
     let b = netc::compile("topology/csc.csn", crlf.as_bytes());
     assert_eq!(
-        netc::render::tree(a.topology.as_ref().unwrap()),
-        netc::render::tree(b.topology.as_ref().unwrap())
+        netc::render::tree(a.topology.as_ref().unwrap(), Target::Both),
+        netc::render::tree(b.topology.as_ref().unwrap(), Target::Both)
     );
 }
 

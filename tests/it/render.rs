@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use netc::config::Target;
 use netc::render;
 
 use crate::support::*;
@@ -21,7 +22,7 @@ fn artefact_snapshots() {
             .topology
             .as_ref()
             .unwrap_or_else(|| panic!("{}:\n{}", path.display(), render_diags(&c)));
-        for (file, text) in render::tree(topo) {
+        for (file, text) in render::tree(topo, Target::Both) {
             let name = format!(
                 "{}-{}",
                 stem(&path),
@@ -35,8 +36,8 @@ fn artefact_snapshots() {
 #[test]
 fn output_is_deterministic() {
     for path in topologies() {
-        let a = render::tree(compile(&path).topology.as_ref().unwrap());
-        let b = render::tree(compile(&path).topology.as_ref().unwrap());
+        let a = render::tree(compile(&path).topology.as_ref().unwrap(), Target::Both);
+        let b = render::tree(compile(&path).topology.as_ref().unwrap(), Target::Both);
         assert_eq!(a, b);
     }
 }
@@ -45,7 +46,7 @@ fn output_is_deterministic() {
 fn every_file_starts_with_the_generated_header() {
     for path in topologies() {
         let c = compile(&path);
-        for (file, text) in render::tree(c.topology.as_ref().unwrap()) {
+        for (file, text) in render::tree(c.topology.as_ref().unwrap(), Target::Both) {
             let first = text.lines().next().unwrap();
             assert_eq!(
                 first,
@@ -61,7 +62,7 @@ fn every_file_starts_with_the_generated_header() {
 #[test]
 fn csc_hosts_get_the_right_files() {
     let c = compile(&root().join("topology/csc.csn"));
-    let files: BTreeSet<String> = render::tree(c.topology.as_ref().unwrap())
+    let files: BTreeSet<String> = render::tree(c.topology.as_ref().unwrap(), Target::Iptables)
         .keys()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
@@ -86,7 +87,7 @@ fn csc_hosts_get_the_right_files() {
 #[test]
 fn ginkgo_matches_the_published_interfaces() {
     let c = compile(&root().join("topology/csc.csn"));
-    let tree = render::tree(c.topology.as_ref().unwrap());
+    let tree = render::tree(c.topology.as_ref().unwrap(), Target::Iptables);
     let ours = &tree[&PathBuf::from("ginkgo/etc/network/interfaces")];
     let published = std::fs::read_to_string(fixture("ginkgo-published.interfaces")).unwrap();
     let illustrative = ["192.0.2.", "198.51.100."];

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use netc::config::Target;
 use netc::model::Topology;
 use netc::render;
 
@@ -19,7 +20,7 @@ fn trees() -> Vec<(String, Topology, BTreeMap<PathBuf, String>)> {
         .iter()
         .map(|p| {
             let topo = compile(p).topology.expect("valid");
-            let tree = render::tree(&topo);
+            let tree = render::tree(&topo, Target::Both);
             (stem(p), topo, tree)
         })
         .collect()
@@ -79,6 +80,53 @@ fn iptables_restore_accepts_and_save_reads_back_the_same_rules() {
         }
     }
     assert!(loaded >= 2 * 8, "only {loaded} files loaded");
+}
+
+/// The nftables target: `nft -c` accepts it; it loads, and loads again over itself (the file
+/// replaces its table atomically); its chains hold a constant number of rules.
+#[test]
+fn nft_accepts_and_reloads_every_table() {
+    if !available("nft", &["nft"]) {
+        return;
+    }
+    let mut checked = 0;
+    for (topo_name, topo, tree) in trees() {
+        for host in &topo.hosts {
+            let what = format!("{topo_name}/{}", host.name);
+            let text = file(&tree, &host.name, "etc/nftables.d/netc.nft").unwrap();
+            let ns = Netns::new("nft");
+            for args in [
+                &["nft", "-c", "-f", "-"][..],
+                &["nft", "-f", "-"],
+                &["nft", "-f", "-"],
+            ] {
+                let o = ns.run_stdin(args, text);
+                assert!(
+                    o.status.success(),
+                    "{what}: {args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            let listed = ns.ok(&["nft", "list", "table", "inet", "netc"]);
+            for p in topo.policies_on(&host.name) {
+                let chain = ns.ok(&["nft", "list", "chain", "inet", "netc", &p.chain]);
+                let rules = chain
+                    .lines()
+                    .filter(|l| l.contains(" return") || l.contains(" reject"))
+                    .count();
+                assert_eq!(rules, 2 + p.ports.len(), "{what}: {chain}");
+                assert!(
+                    listed.contains(&format!("jump {}", p.chain)),
+                    "{what}: {listed}"
+                );
+            }
+            // No other table was created.
+            let tables = ns.ok(&["nft", "list", "tables"]);
+            assert_eq!(tables.trim(), "table inet netc", "{what}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
+use netc::config::Target;
 use netc::model::{Family, Host, Protocol, Topology};
 use netc::render;
 
@@ -25,7 +26,7 @@ fn topology(path: &Path) -> Topology {
 }
 
 fn rendered(topo: &Topology, host: &str, rel: &str) -> String {
-    render::tree(topo)
+    render::tree(topo, Target::Both)
         .remove(&Path::new(host).join(rel))
         .unwrap_or_else(|| panic!("{host}/{rel}"))
 }
@@ -90,8 +91,33 @@ fn inside(net: IpNet) -> IpAddr {
     net.hosts().next().unwrap()
 }
 
+/// Which rendered firewall a test loads.
+#[derive(Clone, Copy, Debug)]
+enum Loader {
+    Iptables,
+    Nftables,
+}
+
+fn load(ns: &Netns, topo: &Topology, host: &Host, loader: Loader) {
+    let files: &[(&str, &[&str])] = match loader {
+        Loader::Iptables => &[
+            ("etc/iptables/rules.v4", &["iptables-restore"]),
+            ("etc/iptables/rules.v6", &["ip6tables-restore"]),
+        ],
+        Loader::Nftables => &[("etc/nftables.d/netc.nft", &["nft", "-f", "-"])],
+    };
+    for (file, tool) in files {
+        let o = ns.run_stdin(tool, &rendered(topo, &host.name, file));
+        assert!(
+            o.status.success(),
+            "{tool:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
 /// Loads a host's rules into a server namespace and tries every (source, port) pair.
-fn check_firewall(topo: &Topology, host: &Host) -> usize {
+fn check_firewall(topo: &Topology, host: &Host, loader: Loader) -> usize {
     let server = Netns::new("fws");
     let client = Netns::new("fwc");
     server.link("s0", &client, "c0");
@@ -129,18 +155,7 @@ fn check_firewall(topo: &Topology, host: &Host) -> usize {
         client.addr("c0", &format!("{s}/{len}"));
         server.ok(&["ip", ip, "route", "add", &format!("{s}/{len}"), "dev", "s0"]);
     }
-    for (file, tool) in [
-        ("rules.v4", "iptables-restore"),
-        ("rules.v6", "ip6tables-restore"),
-    ] {
-        let text = rendered(topo, &host.name, &format!("etc/iptables/{file}"));
-        let o = server.run_stdin(&[tool], &text);
-        assert!(
-            o.status.success(),
-            "{tool}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    load(&server, topo, host, loader);
 
     // Every TCP service port, plus one port no policy protects.
     let mut ports: BTreeSet<u16> = topo
@@ -216,26 +231,31 @@ fn check_firewall(topo: &Topology, host: &Host) -> usize {
 
 fn check_firewall_of(path: &Path) {
     let topo = topology(path);
-    let mut tried = 0;
-    for host in topo
+    let hosts = topo
         .hosts
         .iter()
-        .filter(|h| topo.policies_on(&h.name).next().is_some())
-    {
-        tried += check_firewall(&topo, host);
+        .filter(|h| topo.policies_on(&h.name).next().is_some());
+    for loader in [Loader::Iptables, Loader::Nftables] {
+        let tried: usize = hosts
+            .clone()
+            .map(|host| check_firewall(&topo, host, loader))
+            .sum();
+        eprintln!(
+            "{} ({loader:?}): {tried} connections behaved as the topology says",
+            path.display()
+        );
+        assert!(tried > 0);
     }
-    eprintln!(
-        "{}: {tried} connections behaved as the topology says",
-        path.display()
-    );
-    assert!(tried > 0);
 }
 
 /// The seed's own rule: only fd74:6b6a:8eca:4902::/64 (and, illustratively, 192.0.2.0/24)
 /// reach 16509/16514/45335/41047/8250; port 22 stays open to all.
 #[test]
 fn csc_firewall_behaves() {
-    if !available("csc firewall", &["iptables-restore", "ip6tables-restore"]) {
+    if !available(
+        "csc firewall",
+        &["iptables-restore", "ip6tables-restore", "nft"],
+    ) {
         return;
     }
     let topo = topology(&root().join("topology/csc.csn"));
@@ -258,7 +278,7 @@ fn csc_firewall_behaves() {
 fn firewall_with_many_sources_behaves() {
     if !available(
         "many-sources firewall",
-        &["iptables-restore", "ip6tables-restore"],
+        &["iptables-restore", "ip6tables-restore", "nft"],
     ) {
         return;
     }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Instant;
 
+use netc::config::Target;
 use netc::model::Topology;
 use netc::render;
 
@@ -134,7 +135,7 @@ fn vlans_come_up_in_a_vm() {
     }
     let topo = compile(&root().join("topology/csc.csn")).topology.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tree = render::tree(&topo);
+    let tree = render::tree(&topo, Target::Both);
     for host in &topo.hosts {
         let text = &tree[&Path::new(&host.name).join("etc/network/interfaces")];
         std::fs::write(dir.path().join(format!("{}.interfaces", host.name)), text).unwrap();
