@@ -55,7 +55,7 @@ pub enum Error {
     /// The file exists but cannot be read (an I/O error).
     Io(PathBuf, std::io::Error),
     /// The file is not valid: a diagnostic in that file.
-    Invalid(Source, Diag),
+    Invalid(Box<(Source, Diag)>),
 }
 
 /// The settings for the topology at `topology`: `netc.toml` in the same folder, if any.
@@ -79,7 +79,7 @@ pub fn parse(name: &str, text: &str) -> Result<Settings, Error> {
         let d = Diag::new(Code::BadConfig, format!("{name}: {}", e.message()))
             .label(span, "here")
             .help("netc.toml has one table, `[firewall]`, with `target = \"iptables\" | \"nftables\" | \"both\"`");
-        Error::Invalid(Source::new(name, text), d)
+        Error::Invalid(Box::new((Source::new(name, text), d)))
     })
 }
 
@@ -99,14 +99,16 @@ mod tests {
 
     #[test]
     fn mistakes_are_positioned() {
-        let Err(Error::Invalid(_, d)) = parse("netc.toml", "[firewall]\ntarget = \"pf\"\n") else {
+        let Err(Error::Invalid(e)) = parse("netc.toml", "[firewall]\ntarget = \"pf\"\n") else {
             panic!()
         };
+        let d = &e.1;
         assert_eq!(d.code, Code::BadConfig);
         assert_eq!(d.span(), Span::new(20, 24));
-        let Err(Error::Invalid(_, d)) = parse("netc.toml", "[firewal]\n") else {
+        let Err(Error::Invalid(e)) = parse("netc.toml", "[firewal]\n") else {
             panic!()
         };
+        let d = &e.1;
         assert_eq!(d.span(), Span::new(1, 8));
     }
 }

@@ -152,7 +152,8 @@ fn settings(file: &Path) -> Result<Settings, ExitCode> {
         Err(config::Error::Io(path, e)) => {
             Err(io_error(format!("cannot read {}: {e}", path.display())))
         }
-        Err(config::Error::Invalid(source, diag)) => {
+        Err(config::Error::Invalid(invalid)) => {
+            let (source, diag) = *invalid;
             print_diag(&source, &diag);
             Err(ExitCode::from(USER_ERROR))
         }
