@@ -3,6 +3,7 @@
 //! Nothing here knows about templates, files or netlink. Renderers and apply read this and
 //! nothing else. Lists keep the order of the source file, which makes output deterministic.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -91,9 +92,7 @@ impl Topology {
 
     /// The firewall policies that apply on `host`.
     pub fn policies_on<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Policy> + 'a {
-        self.policies
-            .iter()
-            .filter(move |p| p.hosts.iter().any(|h| h == host))
+        self.policies.iter().filter(move |p| p.hosts.contains(host))
     }
 }
 
@@ -230,7 +229,7 @@ pub struct Policy {
     /// Allowed sources, in source order, after expanding `allow vlan N`.
     pub sources: Vec<AllowedSource>,
     /// The hosts the chain is installed on.
-    pub hosts: Vec<String>,
+    pub hosts: BTreeSet<String>,
 }
 
 impl Policy {

@@ -7,7 +7,7 @@
 mod cover;
 mod values;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -305,6 +305,7 @@ impl Checker<'_> {
     // --- hosts -------------------------------------------------------------------------
 
     fn hosts(&mut self, hosts: &[ast::Host]) -> Vec<HostCx> {
+        let mut names: HashMap<String, Span> = HashMap::new();
         let mut out: Vec<HostCx> = Vec::new();
         for h in hosts {
             if let Some(why) = bad_hostname(&h.name.value) {
@@ -317,18 +318,19 @@ impl Checker<'_> {
                 self.emit(d);
                 continue;
             }
-            if let Some(first) = out.iter().find(|o| o.model.name == h.name.value) {
+            if let Some(first) = names.get(&h.name.value) {
                 let d = Diag::new(
                     Code::DuplicateHost,
                     format!("host `{}` is declared twice", h.name.value),
                 )
                 .label(h.name.span, "declared again here")
-                .label(first.name_span, "first declared here")
+                .label(*first, "first declared here")
                 .help("merge the two blocks or rename one");
                 self.emit(d);
                 continue;
             }
             self.single(&h.management_server, "management-server", |s| *s);
+            names.insert(h.name.value.clone(), h.name.span);
             let host = self.host(h);
             out.push(host);
         }
@@ -681,8 +683,13 @@ impl Checker<'_> {
             .help("mark the hosts running cloudstack-management with `management-server`");
             self.emit(d);
         }
+        let index: HashMap<Span, usize> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name_span, i))
+            .collect();
         for h in ast_hosts {
-            let Some(cx) = hosts.iter_mut().find(|c| c.name_span == h.name.span) else {
+            let Some(cx) = index.get(&h.name.span).map(|&i| &mut hosts[i]) else {
                 continue;
             };
             let Some(stmt) = self.single(&h.agent, "agent", |a| a.span).cloned() else {
@@ -1222,7 +1229,7 @@ impl Checker<'_> {
             let ports = self.ports(&fw.ports);
             let sources = self.sources(&fw.allows);
             let on = self.single(&fw.on, "on", |names| names[0].span).cloned();
-            let targets: Vec<String> = match on {
+            let targets: BTreeSet<String> = match on {
                 Some(names) => names
                     .iter()
                     .filter(|n| {
