@@ -9,7 +9,7 @@ use std::fmt::Write;
 /// The i-th allowed source of the peers' generator.
 pub fn source(i: usize) -> String {
     let k = i / 2 + 1;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("10.{}.{}.{}/32", (k >> 16) & 255, (k >> 8) & 255, k & 255)
     } else {
         format!("fd00:{:x}:{:x}::/64", (k >> 16) & 0xffff, k & 0xffff)
