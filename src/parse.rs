@@ -223,13 +223,20 @@ fn parse_firewall(pair: Pair<Rule>) -> Firewall {
     for stmt in inner {
         match stmt.as_rule() {
             Rule::ports => fw.ports.push(parse_ports(stmt)),
-            Rule::allow_vlan => fw.allows.push(Allow::Vlan(parse_single(stmt))),
-            Rule::allow => fw.allows.push(Allow::Prefix(parse_single(stmt))),
+            Rule::allow => fw.allows.push(parse_allow(stmt)),
             Rule::on_hosts => fw.on.push(args(stmt).map(|p| text(&p)).collect()),
             rule => unreachable!("firewall: unexpected {rule:?}"),
         }
     }
     fw
+}
+
+fn parse_allow(pair: Pair<Rule>) -> Allow {
+    let target = args(pair).next().expect("allow target");
+    match target.as_rule() {
+        Rule::allow_vlan => Allow::Vlan(parse_single(target)),
+        _ => Allow::Prefix(text(&target)),
+    }
 }
 
 fn parse_ports(pair: Pair<Rule>) -> Ports {

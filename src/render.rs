@@ -3,10 +3,12 @@
 //! Decisions live here in Rust (which stanzas a bridge gets, how ports are chunked); the
 //! templates only lay the prepared values out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use askama::Template;
+use ipnet::IpNet;
 
 use crate::config::Target;
 use crate::model::*;
@@ -23,10 +25,11 @@ pub struct Artefact {
 
 /// Every file of every host, keyed by `<host>/etc/...`: the whole `out/` tree.
 pub fn tree(topo: &Topology, target: Target) -> BTreeMap<PathBuf, String> {
+    let firewalls = Firewalls::new(topo);
     topo.hosts
         .iter()
         .flat_map(|h| {
-            host(topo, h, target)
+            files(topo, &firewalls, h, target)
                 .into_iter()
                 .map(|a| (PathBuf::from(&h.name).join(a.path), a.text))
         })
@@ -35,18 +38,27 @@ pub fn tree(topo: &Topology, target: Target) -> BTreeMap<PathBuf, String> {
 
 /// The files of one host.
 pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
+    files(topo, &Firewalls::new(topo), host, target)
+}
+
+fn files(topo: &Topology, firewalls: &Firewalls, host: &Host, target: Target) -> Vec<Artefact> {
     let mut out = vec![artefact("etc/network/interfaces", interfaces(topo, host))];
+    let chains = firewalls.on(topo, host);
     if target.iptables() {
         for family in Family::ALL {
             let name = match family {
                 Family::V4 => "etc/iptables/rules.v4",
                 Family::V6 => "etc/iptables/rules.v6",
             };
-            out.push(artefact(name, iptables(topo, host, family)));
+            out.push(artefact(name, iptables(topo, &chains, family)));
         }
     }
     if target.nftables() {
-        out.push(artefact("etc/nftables.d/netc.nft", nftables(topo, host)));
+        let nft = Nftables {
+            source: &topo.source,
+            chains: &chains,
+        };
+        out.push(artefact("etc/nftables.d/netc.nft", nft));
     }
     if topo.vips_of(&host.name).next().is_some() {
         out.push(artefact(
@@ -72,6 +84,151 @@ fn artefact(path: &str, template: impl Template) -> Artefact {
         path: PathBuf::from(path),
         text,
     }
+}
+
+// --- firewall text, prepared once per policy ------------------------------------------------
+
+/// Each policy's firewall text, formatted once and shared by every host the policy is on.
+struct Firewalls {
+    chains: Vec<ChainText>,
+}
+
+struct ChainText {
+    name: String,
+    /// iptables source matches per family, in source order: `-s <prefix>`, or nothing for a
+    /// `/0` (as iptables-save prints it).
+    v4: Vec<String>,
+    v6: Vec<String>,
+    /// iptables: per protocol, at most 15 ports a rule.
+    multiport: Vec<Reject>,
+    /// nftables: one hash set per family and prefix length.
+    sets: Vec<NftSet>,
+    /// nftables: per protocol, every port in one anonymous set.
+    ports: Vec<Reject>,
+}
+
+struct Reject {
+    protocol: &'static str,
+    ports: String,
+}
+
+/// Sources of one family and prefix length: their network addresses in a hash set, matched
+/// with the length's mask. A set per length keeps the rule count independent of the number
+/// of sources, and hash sets load far faster than interval sets. (`/0` needs no set.)
+struct NftSet {
+    name: String,
+    kind: &'static str,
+    matcher: String,
+    elements: Option<String>,
+}
+
+impl Firewalls {
+    fn new(topo: &Topology) -> Firewalls {
+        let chains = topo.policies.iter().map(ChainText::new).collect();
+        Firewalls { chains }
+    }
+
+    /// The chains installed on `host`, in topology order.
+    fn on<'a>(&'a self, topo: &Topology, host: &Host) -> Vec<&'a ChainText> {
+        topo.policies
+            .iter()
+            .zip(&self.chains)
+            .filter(|(p, _)| p.hosts.contains(&host.name))
+            .map(|(_, c)| c)
+            .collect()
+    }
+}
+
+impl ChainText {
+    fn new(p: &Policy) -> ChainText {
+        let text = |f| {
+            p.sources_of(f)
+                .map(|s| match s.net.prefix_len() {
+                    0 => String::new(),
+                    _ => format!(" -s {}", s.net),
+                })
+                .collect()
+        };
+        ChainText {
+            name: p.chain.clone(),
+            v4: text(Family::V4),
+            v6: text(Family::V6),
+            multiport: p
+                .ports
+                .iter()
+                .flat_map(|set| {
+                    set.ports.chunks(MULTIPORT_MAX).map(|chunk| Reject {
+                        protocol: set.protocol.keyword(),
+                        ports: join(chunk, ","),
+                    })
+                })
+                .collect(),
+            sets: Family::ALL
+                .into_iter()
+                .flat_map(|f| nft_sets(p, f))
+                .collect(),
+            ports: p
+                .ports
+                .iter()
+                .map(|set| Reject {
+                    protocol: set.protocol.keyword(),
+                    ports: join(&set.ports, ", "),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn nft_sets(p: &Policy, family: Family) -> Vec<NftSet> {
+    let mut by_length: BTreeMap<u8, BTreeSet<IpAddr>> = BTreeMap::new();
+    for s in p.sources_of(family) {
+        by_length
+            .entry(s.net.prefix_len())
+            .or_default()
+            .insert(s.net.network());
+    }
+    let (suffix, kind, selector) = match family {
+        Family::V4 => ("v4", "ipv4_addr", "ip"),
+        Family::V6 => ("v6", "ipv6_addr", "ip6"),
+    };
+    // Longest prefixes first: the most specific match is tried first.
+    by_length
+        .into_iter()
+        .rev()
+        .map(|(len, addrs)| {
+            let mask = IpNet::new(addrs.first().copied().expect("a set has members"), len)
+                .expect("a valid length")
+                .netmask();
+            let full = len == IpNet::from(mask).max_prefix_len();
+            NftSet {
+                name: format!("{}_{suffix}_{len}", p.chain),
+                kind,
+                matcher: match (len, full) {
+                    (0, _) => format!(
+                        "meta nfproto {}",
+                        if family == Family::V4 { "ipv4" } else { "ipv6" }
+                    ),
+                    (_, true) => format!("{selector} saddr"),
+                    (_, false) => format!("{selector} saddr & {mask}"),
+                },
+                elements: (len > 0).then(|| {
+                    addrs
+                        .iter()
+                        .map(IpAddr::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
+            }
+        })
+        .collect()
+}
+
+fn join(ports: &[u16], sep: &str) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 // --- /etc/network/interfaces --------------------------------------------------------------
@@ -162,27 +319,25 @@ struct Iptables<'a> {
     family: &'static str,
     restore: &'static str,
     reject_with: &'static str,
-    chains: Vec<Chain>,
+    chains: Vec<IptChain<'a>>,
 }
 
-struct Chain {
-    name: String,
-    sources: Vec<String>,
-    rejects: Vec<Reject>,
+struct IptChain<'a> {
+    name: &'a str,
+    sources: &'a [String],
+    rejects: &'a [Reject],
 }
 
-struct Reject {
-    protocol: &'static str,
-    ports: String,
-}
-
-fn iptables<'a>(topo: &'a Topology, host: &Host, family: Family) -> Iptables<'a> {
-    let chains = topo
-        .policies_on(&host.name)
-        .map(|p| Chain {
-            name: p.chain.clone(),
-            sources: p.sources_of(family).map(|s| s.net.to_string()).collect(),
-            rejects: rejects(p),
+fn iptables<'a>(topo: &'a Topology, chains: &[&'a ChainText], family: Family) -> Iptables<'a> {
+    let chains = chains
+        .iter()
+        .map(|c| IptChain {
+            name: &c.name,
+            sources: match family {
+                Family::V4 => &c.v4,
+                Family::V6 => &c.v6,
+            },
+            rejects: &c.multiport,
         })
         .collect();
     let (family, restore, reject_with) = match family {
@@ -198,67 +353,13 @@ fn iptables<'a>(topo: &'a Topology, host: &Host, family: Family) -> Iptables<'a>
     }
 }
 
-/// One REJECT rule per protocol and per 15 ports.
-fn rejects(p: &Policy) -> Vec<Reject> {
-    p.ports
-        .iter()
-        .flat_map(|set| {
-            set.ports.chunks(MULTIPORT_MAX).map(|chunk| Reject {
-                protocol: set.protocol.keyword(),
-                ports: join(chunk, ","),
-            })
-        })
-        .collect()
-}
-
 // --- /etc/nftables.d/netc.nft -------------------------------------------------------------
 
 #[derive(Template)]
 #[template(path = "netc.nft", escape = "none")]
 struct Nftables<'a> {
     source: &'a str,
-    chains: Vec<NftChain>,
-}
-
-/// A chain with its allowed sources in two named interval sets: the rule count does not grow
-/// with the number of sources.
-struct NftChain {
-    name: String,
-    v4: Vec<String>,
-    v6: Vec<String>,
-    rejects: Vec<Reject>,
-}
-
-fn nftables<'a>(topo: &'a Topology, host: &Host) -> Nftables<'a> {
-    let sources = |p: &Policy, f| p.sources_of(f).map(|s| s.net.to_string()).collect();
-    let chains = topo
-        .policies_on(&host.name)
-        .map(|p| NftChain {
-            name: p.chain.clone(),
-            v4: sources(p, Family::V4),
-            v6: sources(p, Family::V6),
-            rejects: p
-                .ports
-                .iter()
-                .map(|set| Reject {
-                    protocol: set.protocol.keyword(),
-                    ports: join(&set.ports, ", "),
-                })
-                .collect(),
-        })
-        .collect();
-    Nftables {
-        source: &topo.source,
-        chains,
-    }
-}
-
-fn join(ports: &[u16], sep: &str) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(sep)
+    chains: &'a [&'a ChainText],
 }
 
 // --- /etc/keepalived/keepalived.conf -------------------------------------------------------

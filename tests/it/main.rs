@@ -6,6 +6,7 @@ mod diagnostics;
 mod hostile;
 mod netns;
 mod render;
+mod scale;
 mod support;
 mod tools;
 mod traffic;
