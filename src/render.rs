@@ -3,7 +3,7 @@
 //! Decisions live here in Rust (which stanzas a bridge gets, how ports are chunked); the
 //! templates only lay the prepared values out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -95,8 +95,7 @@ struct Firewalls {
 
 struct ChainText {
     name: String,
-    /// iptables source matches per family, in source order: `-s <prefix>`, or nothing for a
-    /// `/0` (as iptables-save prints it).
+    /// Sources per family, in source order, each formatted once (`192.0.2.0/24`).
     v4: Vec<String>,
     v6: Vec<String>,
     /// iptables: per protocol, at most 15 ports a rule.
@@ -143,16 +142,18 @@ impl ChainText {
     fn new(p: &Policy) -> ChainText {
         let text = |f| {
             p.sources_of(f)
-                .map(|s| match s.net.prefix_len() {
-                    0 => String::new(),
-                    _ => format!(" -s {}", s.net),
-                })
-                .collect()
+                .map(|s| s.net.to_string())
+                .collect::<Vec<_>>()
         };
+        let (v4, v6) = (text(Family::V4), text(Family::V6));
+        let sets = [(Family::V4, &v4), (Family::V6, &v6)]
+            .into_iter()
+            .flat_map(|(f, texts)| nft_sets(p, f, texts))
+            .collect();
         ChainText {
             name: p.chain.clone(),
-            v4: text(Family::V4),
-            v6: text(Family::V6),
+            v4,
+            v6,
             multiport: p
                 .ports
                 .iter()
@@ -163,10 +164,7 @@ impl ChainText {
                     })
                 })
                 .collect(),
-            sets: Family::ALL
-                .into_iter()
-                .flat_map(|f| nft_sets(p, f))
-                .collect(),
+            sets,
             ports: p
                 .ports
                 .iter()
@@ -179,13 +177,16 @@ impl ChainText {
     }
 }
 
-fn nft_sets(p: &Policy, family: Family) -> Vec<NftSet> {
-    let mut by_length: BTreeMap<u8, BTreeSet<IpAddr>> = BTreeMap::new();
-    for s in p.sources_of(family) {
+/// `texts` are the family's sources as formatted for iptables: a checked prefix has no host
+/// bits, so the part before `/` is its network address, the set element.
+fn nft_sets(p: &Policy, family: Family, texts: &[String]) -> Vec<NftSet> {
+    let mut by_length: BTreeMap<u8, BTreeMap<IpAddr, &str>> = BTreeMap::new();
+    for (s, text) in p.sources_of(family).zip(texts) {
+        let network = text.split_once('/').map_or(text.as_str(), |(a, _)| a);
         by_length
             .entry(s.net.prefix_len())
             .or_default()
-            .insert(s.net.network());
+            .insert(s.net.network(), network);
     }
     let (suffix, kind, selector) = match family {
         Family::V4 => ("v4", "ipv4_addr", "ip"),
@@ -196,9 +197,8 @@ fn nft_sets(p: &Policy, family: Family) -> Vec<NftSet> {
         .into_iter()
         .rev()
         .map(|(len, addrs)| {
-            let mask = IpNet::new(addrs.first().copied().expect("a set has members"), len)
-                .expect("a valid length")
-                .netmask();
+            let first = *addrs.keys().next().expect("a set has members");
+            let mask = IpNet::new(first, len).expect("a valid length").netmask();
             let full = len == IpNet::from(mask).max_prefix_len();
             NftSet {
                 name: format!("{}_{suffix}_{len}", p.chain),
@@ -211,13 +211,7 @@ fn nft_sets(p: &Policy, family: Family) -> Vec<NftSet> {
                     (_, true) => format!("{selector} saddr"),
                     (_, false) => format!("{selector} saddr & {mask}"),
                 },
-                elements: (len > 0).then(|| {
-                    addrs
-                        .iter()
-                        .map(IpAddr::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }),
+                elements: (len > 0).then(|| addrs.into_values().collect::<Vec<_>>().join(", ")),
             }
         })
         .collect()
