@@ -84,6 +84,9 @@ codes! {
     VlanWithoutPrefix => "vlan-without-prefix", Error;
     NoHosts => "no-hosts", Error;
     BadConfig => "bad-config", Error;
+    VipMemberNotManagementServer => "vip-member-not-management-server", Warning;
+    PortCollision => "port-collision", Warning;
+    RuleNeverMatches => "rule-never-matches", Warning;
 }
 
 impl fmt::Display for Code {

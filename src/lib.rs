@@ -11,6 +11,7 @@ pub mod diag;
 pub mod model;
 pub mod output;
 pub mod parse;
+pub mod query;
 pub mod render;
 
 use diag::{Code, Diag, Source};

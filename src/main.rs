@@ -16,6 +16,8 @@ Examples:
   netc build topology/csc.csn            render out/<host>/etc/... for every host
   netc build topology/csc.csn -o /tmp/o  render somewhere else
   netc build topology/csc.csn --check    exit 1 if the committed out/ is stale (for CI)
+  netc query topology/csc.csn --host biloba --from 198.51.100.7 --port 16509
+                                         would the firewall let it in, and which line decides
 
 Exit status: 0 ok, 1 a mistake in the topology or the command line (or stale output with
 --check), 2 an I/O or internal error.";
@@ -47,6 +49,29 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// What netc's firewall does with one packet on one host, and which line decides it.
+    Query {
+        /// The topology file (.csn).
+        file: PathBuf,
+        /// The host the packet arrives at.
+        #[arg(long)]
+        host: String,
+        /// The packet's source address.
+        #[arg(long)]
+        from: std::net::IpAddr,
+        /// The destination port.
+        #[arg(long)]
+        port: u16,
+        /// The protocol.
+        #[arg(long, value_enum, default_value = "tcp")]
+        proto: Proto,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Proto {
+    Tcp,
+    Udp,
 }
 
 /// Exit statuses: see EXAMPLES.
@@ -69,6 +94,13 @@ fn main() -> ExitCode {
             output,
             check,
         } => build(&file, &output, check),
+        Command::Query {
+            file,
+            host,
+            from,
+            port,
+            proto,
+        } => query(&file, &host, from, port, proto),
     }
 }
 
@@ -137,6 +169,56 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
         }
         Err(e) => io_error(e),
     }
+}
+
+fn query(file: &Path, host: &str, from: std::net::IpAddr, port: u16, proto: Proto) -> ExitCode {
+    use netc::query::{Outcome, Verdict};
+    let Some(compiled) = load(file) else {
+        return ExitCode::from(IO_ERROR);
+    };
+    let Some(topology) = compiled.topology.as_ref() else {
+        report(&compiled);
+        return ExitCode::from(USER_ERROR);
+    };
+    if topology.host(host).is_none() {
+        let names = topology.hosts.iter().map(|h| h.name.as_str());
+        let hint = netc::diag::did_you_mean(host, names).unwrap_or_default();
+        eprintln!(
+            "netc: there is no host `{host}` in {} {hint}",
+            compiled.source.name
+        );
+        return ExitCode::from(USER_ERROR);
+    }
+    let protocol = match proto {
+        Proto::Tcp => netc::model::Protocol::Tcp,
+        Proto::Udp => netc::model::Protocol::Udp,
+    };
+    let trace = netc::query::query(topology, host, from, protocol, port);
+    let verdict = match trace.verdict {
+        Verdict::Accept => "accept (returned to INPUT untouched)",
+        Verdict::Reject => "reject",
+    };
+    let name = &compiled.source.name;
+    println!(
+        "{host}: {} {port} from {from}: {verdict}",
+        protocol.keyword()
+    );
+    for step in &trace.steps {
+        let what = match &step.outcome {
+            Outcome::Allowed { source, line } => {
+                format!("RETURN: {source} is allowed ({name}:{line})")
+            }
+            Outcome::Rejected { line } => {
+                format!("REJECT: no allowed source matches; the port is listed ({name}:{line})")
+            }
+            Outcome::NotProtected => "no rule matches: back to INPUT".to_string(),
+        };
+        println!("  {:<24} {what}", step.chain);
+    }
+    if trace.steps.is_empty() {
+        println!("  no netc chain on {host}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn io_error(e: impl std::fmt::Display) -> ExitCode {

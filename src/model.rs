@@ -241,9 +241,12 @@ impl Policy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// One `ports` statement: it becomes its own rule(s), so a verdict can name its line.
 pub struct PortSet {
     pub protocol: Protocol,
     pub ports: Vec<u16>,
+    /// 1-based line of the `ports` statement.
+    pub line: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1094,6 +1094,18 @@ impl Checker<'_> {
                 self.emit(d);
                 ok = false;
             }
+            if !host.model.management_server {
+                let d = Diag::new(
+                    Code::VipMemberNotManagementServer,
+                    format!(
+                        "VIP `{}` member `{}` is not a management server",
+                        v.name.value, m.host.value
+                    ),
+                )
+                .label(m.host.span, "not marked `management-server`")
+                .help("the VIP fronts MariaDB on the management servers: is this the right host?");
+                self.emit(d);
+            }
             out.push((
                 Member {
                     host: m.host.value.clone(),
@@ -1247,6 +1259,15 @@ impl Checker<'_> {
                     .map(|h| h.model.name.clone())
                     .collect(),
             };
+            if targets.is_empty() {
+                let d = Diag::new(
+                    Code::RuleNeverMatches,
+                    format!("firewall `{}` is on no host", fw.name.value),
+                )
+                .label(fw.name.span, "renders nowhere")
+                .help("mark hosts `management-server` or `agent`, or name them with `on`");
+                self.emit(d);
+            }
             if chain_ok {
                 out.push(Policy {
                     chain: fw.name.value.clone(),
@@ -1256,7 +1277,41 @@ impl Checker<'_> {
                 });
             }
         }
+        self.shared_ports(firewalls, &out);
         out
+    }
+
+    /// A port protected by two chains on one host needs a source allowed by both: warn.
+    fn shared_ports(&mut self, firewalls: &[ast::Firewall], policies: &[Policy]) {
+        let mut first: HashMap<(Protocol, u16), (usize, Span)> = HashMap::new();
+        for (i, p) in policies.iter().enumerate() {
+            let Some(fw) = firewalls.iter().find(|f| f.name.value == p.chain) else {
+                continue;
+            };
+            for stmt in &fw.ports {
+                for t in &stmt.numbers {
+                    let Ok(port) = t.value.parse::<u16>() else {
+                        continue;
+                    };
+                    let Some(&(j, span)) = first.get(&(stmt.protocol, port)) else {
+                        first.insert((stmt.protocol, port), (i, t.span));
+                        continue;
+                    };
+                    let other = &policies[j];
+                    if j == i || p.hosts.is_disjoint(&other.hosts) {
+                        continue;
+                    }
+                    let d = Diag::new(
+                        Code::PortCollision,
+                        format!("{} {port} is protected by `{}` and `{}`", stmt.protocol.keyword(), other.chain, p.chain),
+                    )
+                    .label(t.span, format!("also in `{}`", p.chain))
+                    .label(span, format!("in `{}`", other.chain))
+                    .help("on hosts with both chains a source must be allowed by both; list the port in one firewall");
+                    self.emit(d);
+                }
+            }
+        }
     }
 
     fn chain_name(&mut self, t: &Text, chains: &mut HashMap<String, Span>) -> bool {
@@ -1320,14 +1375,23 @@ impl Checker<'_> {
                     self.emit(d);
                     continue;
                 }
+                if let Some(service) = well_known(p.protocol, port) {
+                    let d = Diag::new(
+                        Code::PortCollision,
+                        format!("{} {port} is {service}", p.protocol.keyword()),
+                    )
+                    .label(t.span, "a well-known service port")
+                    .help("only the allowed sources will reach it: make sure that is meant");
+                    self.emit(d);
+                }
                 list.push(port);
             }
-            match out.iter_mut().find(|s| s.protocol == p.protocol) {
-                Some(set) => set.ports.extend(list),
-                None => out.push(PortSet {
+            if let Some(first) = p.numbers.first().filter(|_| !list.is_empty()) {
+                out.push(PortSet {
                     protocol: p.protocol,
                     ports: list,
-                }),
+                    line: self.line(first.span),
+                });
             }
         }
         out
@@ -1373,6 +1437,18 @@ impl Checker<'_> {
                 }
             }
         }
+        for (s, span) in out.iter().filter(|(s, _)| s.net.prefix_len() == 0) {
+            let family = Family::of_net(&s.net).name();
+            let d = Diag::new(
+                Code::RuleNeverMatches,
+                format!("{} allows every {family} source", s.net),
+            )
+            .label(*span, format!("every {family} packet RETURNs here"))
+            .help(format!(
+                "this chain's REJECT rules can never match {family} traffic; is that meant?"
+            ));
+            self.emit(d);
+        }
         let nets: Vec<IpNet> = out.iter().map(|(s, _)| s.net).collect();
         for (i, by) in cover::covered(&nets) {
             let (covered, span) = &out[i];
@@ -1399,6 +1475,18 @@ impl Checker<'_> {
 enum VlanAddressUse {
     Host,
     Vip,
+}
+
+/// Services whose ports deserve a second look when a firewall protects them.
+fn well_known(protocol: Protocol, port: u16) -> Option<&'static str> {
+    Some(match (protocol, port) {
+        (Protocol::Tcp, 22) => "SSH: a mistake in the allowed sources locks admins out",
+        (_, 53) => "DNS",
+        (Protocol::Tcp, 80 | 443) => "the web (nginx in front of the management server)",
+        (Protocol::Tcp, 3306) => "MariaDB: its clients reach it through the VIP",
+        (Protocol::Tcp, 8080) => "the management server's UI and API",
+        _ => return None,
+    })
 }
 
 fn list_or_none<S: AsRef<str>>(items: &[S]) -> String {

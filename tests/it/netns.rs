@@ -189,7 +189,8 @@ pub fn connect(source: IpAddr, dest: SocketAddr) -> Verdict {
     };
     let socket = Socket::new(domain, Type::STREAM, None).unwrap();
     socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
-    match socket.connect_timeout(&dest.into(), Duration::from_secs(2)) {
+    // Long enough for a lost answer's retransmits; a correct run never waits for it.
+    match socket.connect_timeout(&dest.into(), Duration::from_secs(5)) {
         Ok(()) => Verdict::Connected,
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Verdict::Refused,
         Err(e)

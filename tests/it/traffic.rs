@@ -132,13 +132,16 @@ pub(crate) fn check_firewall(topo: &Topology, host: &Host, loader: Loader, cap: 
     let client = Netns::new("fwc");
     server.link("s0", &client, "c0");
     // REJECT answers with ICMP; the kernel's rate limit (a burst of 6, then 1/s per peer)
-    // would make later SYNs wait for a retransmit. The semantics are the same without it.
+    // would make later SYNs wait for a retransmit, and so would the global ICMP budget (a
+    // burst of 50) with hundreds of parallel attempts. The semantics are the same without.
     server.ok(&[
         "sysctl",
         "-q",
         "-w",
         "net.ipv4.icmp_ratelimit=0",
         "net.ipv6.icmp.ratelimit=0",
+        "net.ipv4.icmp_msgs_per_sec=1000000",
+        "net.ipv4.icmp_msgs_burst=1000000",
     ]);
     server.addr("s0", &format!("{SERVER_V4}/32"));
     server.addr("s0", &format!("{SERVER_V6}/128"));
@@ -216,7 +219,17 @@ pub(crate) fn check_firewall(topo: &Topology, host: &Host, loader: Loader, cap: 
         .into_iter()
         .filter_map(|(source, port, got)| {
             let want = expected(topo, host, source, port);
-            (got != want).then(|| format!("{source} → port {port}: got {got:?}, want {want:?}"))
+            // `netc query` must agree with what the kernel did.
+            let trace = netc::query::query(topo, &host.name, source, Protocol::Tcp, port);
+            let said = match trace.verdict {
+                netc::query::Verdict::Accept => Verdict::Connected,
+                netc::query::Verdict::Reject => Verdict::Refused,
+            };
+            (got != want || said != got).then(|| {
+                format!(
+                    "{source} → port {port}: got {got:?}, want {want:?}, netc query says {said:?}"
+                )
+            })
         })
         .collect();
     drop(listeners);
