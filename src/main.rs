@@ -49,6 +49,21 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Draw the topology: hosts, NICs, VLAN subinterfaces, bridges, VLANs and VIPs.
+    Graph {
+        /// The topology file (.csn).
+        file: PathBuf,
+        /// DOT text, or SVG through Graphviz's `dot` (which must be installed).
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
+    /// Print a shell completion script (e.g. `netc completions bash > /etc/bash_completion.d/netc`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these very definitions.
+    Man,
     /// What netc's firewall does with one packet on one host, and which line decides it.
     Query {
         /// The topology file (.csn).
@@ -66,6 +81,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "tcp")]
         proto: Proto,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Svg,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -94,6 +115,19 @@ fn main() -> ExitCode {
             output,
             check,
         } => build(&file, &output, check),
+        Command::Graph { file, format } => graph(&file, format),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "netc", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => io_error(format!("cannot write the man page: {e}")),
+            }
+        }
         Command::Query {
             file,
             host,
@@ -169,6 +203,60 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
         }
         Err(e) => io_error(e),
     }
+}
+
+fn graph(file: &Path, format: GraphFormat) -> ExitCode {
+    use std::io::Write;
+    let Some(compiled) = load(file) else {
+        return ExitCode::from(IO_ERROR);
+    };
+    let Some(topology) = compiled.topology.as_ref() else {
+        report(&compiled);
+        return ExitCode::from(USER_ERROR);
+    };
+    let dot = netc::graph::dot(topology);
+    let bytes = match format {
+        GraphFormat::Dot => dot.into_bytes(),
+        GraphFormat::Svg => match svg(&dot) {
+            Ok(svg) => svg,
+            Err(e) => return io_error(e),
+        },
+    };
+    match std::io::stdout().write_all(&bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => io_error(format!("cannot write the graph: {e}")),
+    }
+}
+
+/// DOT → SVG through Graphviz's `dot`.
+fn svg(dot: &str) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot run Graphviz's `dot` ({e}); install graphviz, or use --format dot")
+        })?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(dot.as_bytes())
+        .map_err(|e| format!("cannot feed `dot`: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`dot` failed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`dot` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
 }
 
 fn query(file: &Path, host: &str, from: std::net::IpAddr, port: u16, proto: Proto) -> ExitCode {

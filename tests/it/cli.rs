@@ -156,3 +156,78 @@ fn bad_command_line_exits_1() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("Examples:"));
 }
+
+#[test]
+fn query_names_the_deciding_line() {
+    let o = netc(
+        &[
+            "query",
+            "topology/csc.csn",
+            "--host",
+            "biloba",
+            "--from",
+            "198.51.100.7",
+            "--port",
+            "16509",
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    insta::assert_snapshot!("query-reject", stdout(&o));
+    let o = netc(
+        &[
+            "query",
+            "topology/csc.csn",
+            "--host",
+            "biloba",
+            "--from",
+            "fd74:6b6a:8eca:4902::99",
+            "--port",
+            "16509",
+        ],
+        &root(),
+    );
+    insta::assert_snapshot!("query-accept", stdout(&o));
+    let o = netc(
+        &[
+            "query",
+            "topology/csc.csn",
+            "--host",
+            "bilobo",
+            "--from",
+            "::1",
+            "--port",
+            "1",
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("did you mean `biloba`?"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let o = netc(&["completions", "bash"], &root());
+    assert!(o.status.success());
+    let script = stdout(&o);
+    assert!(
+        script.contains("query") && script.contains("--check"),
+        "{script}"
+    );
+    let check = std::process::Command::new("bash")
+        .args(["-n", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let o = netc(&["man"], &root());
+    assert!(o.status.success());
+    assert!(stdout(&o).contains(".TH netc 1"), "{}", stdout(&o));
+}

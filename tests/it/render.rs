@@ -103,3 +103,29 @@ fn ginkgo_matches_the_published_interfaces() {
         .unwrap();
     assert_eq!(without_lo.trim(), published.trim());
 }
+
+/// `netc graph`: the DOT of every topology is a snapshot, and Graphviz accepts it.
+#[test]
+fn graphs_render_and_graphviz_accepts_them() {
+    let dot_installed = crate::netns::which("dot").is_some();
+    if !dot_installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have graphviz (script/setup)"
+        );
+        eprintln!("SKIPPED graphviz check: `dot` is not installed");
+    }
+    for path in topologies() {
+        let topo = compile(&path).topology.unwrap();
+        let dot = netc::graph::dot(&topo);
+        insta::assert_snapshot!(format!("graph-{}", stem(&path)), dot);
+        if dot_installed {
+            let o = netc(
+                &["graph", path.to_str().unwrap(), "--format", "svg"],
+                &root(),
+            );
+            assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
+            assert!(stdout(&o).contains("<svg"), "{}", path.display());
+        }
+    }
+}
