@@ -8,6 +8,7 @@ pub mod ast;
 pub mod check;
 pub mod config;
 pub mod diag;
+pub mod diff;
 pub mod graph;
 pub mod model;
 pub mod output;

@@ -49,6 +49,20 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// What changes between two topologies, per host: links, addresses, routes, VIPs, agent
+    /// keys, and firewall access gained and lost (computed on the policy, not the text).
+    ///
+    /// Exit status: 0 no semantic change, 2 changes, 1 error.
+    Diff {
+        /// OLD NEW, or with --git just FILE.
+        #[arg(num_args = 1..=2, required = true)]
+        files: Vec<PathBuf>,
+        /// Compare FILE with its committed version at this git revision (e.g. HEAD, main).
+        #[arg(long, value_name = "REV")]
+        git: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiffFormat,
+    },
     /// Draw the topology: hosts, NICs, VLAN subinterfaces, bridges, VLANs and VIPs.
     Graph {
         /// The topology file (.csn).
@@ -84,6 +98,13 @@ enum Command {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum DiffFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum GraphFormat {
     Dot,
     Svg,
@@ -116,6 +137,7 @@ fn main() -> ExitCode {
             check,
         } => build(&file, &output, check),
         Command::Graph { file, format } => graph(&file, format),
+        Command::Diff { files, git, format } => diff(&files, git.as_deref(), format),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "netc", &mut std::io::stdout());
@@ -202,6 +224,67 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => io_error(e),
+    }
+}
+
+/// Exit status of `diff` when there are changes (like `diff(1)` uses 1, but 1 is our error).
+const CHANGES: u8 = 2;
+
+fn diff(files: &[PathBuf], git: Option<&str>, format: DiffFormat) -> ExitCode {
+    let (old, new) = match (git, files) {
+        (Some(rev), [file]) => {
+            let out = std::process::Command::new("git")
+                .args(["show", &format!("{rev}:./{}", file.display())])
+                .output();
+            let bytes = match out {
+                Ok(o) if o.status.success() => o.stdout,
+                Ok(o) => {
+                    eprintln!(
+                        "netc: git show {rev}:{}: {}",
+                        file.display(),
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
+                    return ExitCode::from(USER_ERROR);
+                }
+                Err(e) => return io_error(format!("cannot run git: {e}")),
+            };
+            let old = netc::compile(&format!("{}@{rev}", display_name(file)), &bytes);
+            let Some(new) = load(file) else {
+                return ExitCode::from(IO_ERROR);
+            };
+            (old, new)
+        }
+        (None, [old, new]) => {
+            let (Some(old), Some(new)) = (load(old), load(new)) else {
+                return ExitCode::from(IO_ERROR);
+            };
+            (old, new)
+        }
+        (Some(_), _) => {
+            eprintln!("netc: with --git give one FILE (its committed version is the old one)");
+            return ExitCode::from(USER_ERROR);
+        }
+        (None, _) => {
+            eprintln!("netc: give OLD and NEW topology files, or --git REV FILE");
+            return ExitCode::from(USER_ERROR);
+        }
+    };
+    let (Some(o), Some(n)) = (old.topology.as_ref(), new.topology.as_ref()) else {
+        report(&old);
+        report(&new);
+        return ExitCode::from(USER_ERROR);
+    };
+    let d = netc::diff::diff(o, n);
+    let text = match format {
+        DiffFormat::Text => netc::diff::text(&d),
+        DiffFormat::Markdown => netc::diff::markdown(&d),
+        DiffFormat::Json => serde_json::to_string_pretty(&d).expect("plain data") + "\n",
+    };
+    print!("{text}");
+    if d.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(CHANGES)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod diagnostics;
+mod diff;
 mod hostile;
 mod netns;
 mod render;
