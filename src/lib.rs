@@ -9,6 +9,7 @@ pub mod check;
 pub mod config;
 pub mod diag;
 pub mod diff;
+pub mod fmt;
 pub mod graph;
 pub mod model;
 pub mod output;

@@ -71,6 +71,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
+    /// Rewrite topology files in the canonical layout, keeping every comment.
+    Fmt {
+        /// The topology files (.csn).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write nothing; list the files that are not formatted and exit 1 if any (for CI).
+        #[arg(long)]
+        check: bool,
+    },
     /// Print a shell completion script (e.g. `netc completions bash > /etc/bash_completion.d/netc`).
     Completions {
         /// The shell.
@@ -137,6 +146,7 @@ fn main() -> ExitCode {
             check,
         } => build(&file, &output, check),
         Command::Graph { file, format } => graph(&file, format),
+        Command::Fmt { files, check } => fmt(&files, check),
         Command::Diff { files, git, format } => diff(&files, git.as_deref(), format),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -225,6 +235,40 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
         }
         Err(e) => io_error(e),
     }
+}
+
+fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => return io_error(format!("cannot read {}: {e}", file.display())),
+        };
+        let formatted = match netc::fmt::format(&text) {
+            Ok(f) => f,
+            Err(d) => {
+                print_diag(&Source::new(display_name(file), text.as_str()), &d);
+                status = ExitCode::from(USER_ERROR);
+                continue;
+            }
+        };
+        if formatted == text {
+            continue;
+        }
+        if check_only {
+            println!("{}", file.display());
+            status = ExitCode::from(USER_ERROR);
+            continue;
+        }
+        let tmp = file.with_extension("csn.netc-fmt");
+        let written = std::fs::write(&tmp, &formatted).and_then(|()| std::fs::rename(&tmp, file));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return io_error(format!("cannot rewrite {}: {e}", file.display()));
+        }
+        eprintln!("formatted {}", file.display());
+    }
+    status
 }
 
 /// Exit status of `diff` when there are changes (like `diff(1)` uses 1, but 1 is our error).

@@ -9,21 +9,25 @@ use crate::diag::{Code, Diag, closest};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/netc.pest"]
-struct Grammar;
+pub(crate) struct Grammar;
+
+/// The concrete syntax tree (with comments), for `netc fmt`.
+pub(crate) fn pairs(text: &str) -> Result<pest::iterators::Pair<'_, Rule>, Diag> {
+    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(text, e))?;
+    Ok(pairs.next().expect("the file rule always yields one pair"))
+}
 
 /// Parses a whole file. A syntax error stops parsing (there is no sound way to go on), so the
 /// result is either the tree or exactly one `netc::syntax` diagnostic.
 pub fn parse(text: &str) -> Result<File, Diag> {
-    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(text, e))?;
-    Ok(parse_file(
-        pairs.next().expect("the file rule always yields one pair"),
-    ))
+    Ok(parse_file(pairs(text)?))
 }
 
 fn parse_file(pair: Pair<Rule>) -> File {
     let mut file = File::default();
     for item in pair.into_inner() {
         match item.as_rule() {
+            Rule::COMMENT => {}
             Rule::vlan => file.vlans.push(parse_vlan(item)),
             Rule::host => file.hosts.push(parse_host(item)),
             Rule::vip => file.vips.push(parse_vip(item)),
@@ -42,8 +46,9 @@ fn text(pair: &Pair<Rule>) -> Text {
 
 /// The children of a pair that are values or statements (not keywords or punctuation).
 fn args<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
-    pair.into_inner()
-        .filter(|p| !is_keyword(p.as_rule()) && !is_punctuation(p.as_rule()))
+    pair.into_inner().filter(|p| {
+        !is_keyword(p.as_rule()) && !is_punctuation(p.as_rule()) && p.as_rule() != Rule::COMMENT
+    })
 }
 
 fn is_punctuation(rule: Rule) -> bool {
@@ -132,7 +137,7 @@ fn parse_agent_host(pair: Pair<Rule>) -> AgentHost {
 
 /// `device_bridge` and `device_role`: a device keyword and a name.
 fn parse_device_name(pair: Pair<Rule>) -> (Spanned<Device>, Text) {
-    let mut inner = pair.into_inner();
+    let mut inner = pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT);
     let device = parse_device(inner.next().expect("device"));
     (device, text(&inner.next().expect("device target")))
 }
@@ -367,7 +372,11 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
-    let mut words: Vec<String> = expected.iter().map(|r| describe(*r)).collect();
+    let mut words: Vec<String> = expected
+        .iter()
+        .filter(|r| **r != Rule::COMMENT)
+        .map(|r| describe(*r))
+        .collect();
     words.sort();
     words.dedup();
     let found_text = match found {

@@ -56,20 +56,14 @@ fn changes_are_reported_per_host_with_losses_first() {
                 "    allow vlan 529\n",
                 "    allow vlan 529\n    allow 203.0.113.0/24\n",
             ),
-            (
-                "        address 192.0.2.23                             # illustrative\n",
-                "        address 192.0.2.33\n",
-            ),
+            ("address 192.0.2.23 ", "address 192.0.2.33 "),
             (
                 "    ports tcp 16509, 16514, 45335, 41047, 8250",
                 "    ports tcp 16509, 16514, 45335, 41047, 8250, 22",
             ),
+            ("        address 198.51.100.22  # illustrative\n", ""),
             (
-                "        address 198.51.100.22                          # illustrative\n",
-                "",
-            ),
-            (
-                "    nic eno2                                           # illustrative\n    bridge br529 vlan 529 on eno1 {\n        address fd74:6b6a:8eca:4902::21",
+                "    nic eno2  # illustrative\n    bridge br529 vlan 529 on eno1 {\n        address fd74:6b6a:8eca:4902::21",
                 "    nic eno2\n    nic eno3\n    bridge br529 vlan 529 on eno1 {\n        address fd74:6b6a:8eca:4902::21",
             ),
             (

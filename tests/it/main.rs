@@ -4,6 +4,7 @@
 mod cli;
 mod diagnostics;
 mod diff;
+mod fmt;
 mod hostile;
 mod netns;
 mod render;

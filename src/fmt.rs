@@ -1,0 +1,262 @@
+//! `netc fmt`: the canonical layout of a topology, keeping every comment.
+//!
+//! Works on pest's concrete tree, so nothing but layout changes: one statement a line,
+//! four spaces an indent, one blank line between blocks (and at most one inside), `, ` in
+//! lists, trailing comments aligned within their block, and the optional empty `{}` of a
+//! bridge or an agent dropped. Values are printed exactly as written.
+
+use pest::iterators::Pair;
+
+use crate::diag::Diag;
+use crate::parse::{Rule, pairs};
+
+/// The canonical text of `text`, or the syntax error that prevents formatting.
+pub fn format(text: &str) -> Result<String, Diag> {
+    let file = pairs(text)?;
+    let mut out = Vec::new();
+    block_body(text, file, 0, &mut out, true);
+    let mut s = render(&out);
+    if s.is_empty() {
+        return Ok(s);
+    }
+    s.push('\n');
+    Ok(s)
+}
+
+/// One output line: indentation, code (may be empty for a comment line), trailing comment.
+struct Line {
+    indent: usize,
+    code: String,
+    comment: Option<String>,
+    /// A blank line goes before this one.
+    gap: bool,
+    /// Trailing comments align within a block: lines of one block share an id.
+    block: usize,
+}
+
+fn render(lines: &[Line]) -> String {
+    // The column of aligned trailing comments, per block.
+    let mut width = std::collections::HashMap::new();
+    for l in lines
+        .iter()
+        .filter(|l| l.comment.is_some() && !l.code.is_empty())
+    {
+        let w = width.entry(l.block).or_insert(0);
+        *w = (*w).max(l.indent * 4 + l.code.len());
+    }
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.gap && i > 0 {
+            out.push('\n');
+        }
+        let mut line = " ".repeat(l.indent * 4) + &l.code;
+        if let Some(c) = &l.comment {
+            if l.code.is_empty() {
+                line += c;
+            } else {
+                let col = width[&l.block] + 2;
+                line += &" ".repeat(col - line.len());
+                line += c;
+            }
+        }
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out.trim_end_matches('\n').to_string()
+}
+
+/// Statements (and comments) of a block, or of the file when `top`.
+fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, top: bool) {
+    let block = out.len() + indent * 1_000_000;
+    let mut prev_end: Option<usize> = None;
+    for item in pair.into_inner() {
+        let rule = item.as_rule();
+        if matches!(rule, Rule::EOI | Rule::open | Rule::close) || is_header_token(rule) {
+            continue;
+        }
+        let start = item.as_span().start();
+        let between = prev_end.map(|e| &src[e..start]).unwrap_or("");
+        let same_line = prev_end.is_some() && !between.contains('\n');
+        let blank = between.matches('\n').count() >= 2;
+        if rule == Rule::COMMENT {
+            let text = item.as_str().trim_end().to_string();
+            match out.last_mut() {
+                Some(last) if same_line && last.comment.is_none() => last.comment = Some(text),
+                _ => out.push(Line {
+                    indent,
+                    code: String::new(),
+                    comment: Some(text),
+                    gap: blank,
+                    block,
+                }),
+            }
+        } else {
+            // Between top-level blocks always one blank line; inside, keep one if there was.
+            let gap = if top {
+                prev_end.is_some() && (blank || is_block(out.last()))
+            } else {
+                blank
+            };
+            statement(src, item.clone(), indent, out, gap, block);
+        }
+        prev_end = Some(item.as_span().end());
+    }
+}
+
+fn is_block(line: Option<&Line>) -> bool {
+    line.is_some_and(|l| l.code == "}")
+}
+
+/// Rules that are the words of a statement's header, not statements of their own.
+fn is_header_token(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::name | Rule::number | Rule::literal | Rule::string | Rule::comma
+    ) || format!("{rule:?}").starts_with("kw_")
+}
+
+/// Rules that are statements inside a block.
+fn is_statement(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::role
+            | Rule::prefix
+            | Rule::management_server
+            | Rule::agent_host
+            | Rule::device_bridge
+            | Rule::nic
+            | Rule::bridge
+            | Rule::address
+            | Rule::vip_vlan
+            | Rule::router_id
+            | Rule::member
+            | Rule::check
+            | Rule::ports
+            | Rule::allow
+            | Rule::on_hosts
+            | Rule::agent_port
+            | Rule::bridge_type
+            | Rule::connect
+            | Rule::device_role
+            | Rule::vlan
+            | Rule::host
+            | Rule::vip
+            | Rule::firewall
+            | Rule::agent_defaults
+    )
+}
+
+fn statement(
+    src: &str,
+    pair: Pair<Rule>,
+    indent: usize,
+    out: &mut Vec<Line>,
+    gap: bool,
+    block: usize,
+) {
+    let rule = pair.as_rule();
+    let mut words: Vec<String> = Vec::new();
+    let mut has_block = false;
+    let mut children = false;
+    let mut trailing: Option<String> = None;
+    // Comments pest's whitespace skip pulled into the statement from the lines after it.
+    let mut after: Vec<String> = Vec::new();
+    let mut last_end = pair.as_span().start();
+    for p in pair.clone().into_inner() {
+        let on_line = !src[last_end..p.as_span().start()].contains('\n');
+        match p.as_rule() {
+            Rule::open => has_block = true,
+            Rule::close => {}
+            Rule::COMMENT if !has_block && on_line && trailing.is_none() && after.is_empty() => {
+                trailing = Some(p.as_str().trim_end().to_string())
+            }
+            Rule::COMMENT if !has_block => after.push(p.as_str().trim_end().to_string()),
+            r if is_statement(r) || r == Rule::COMMENT => children = true,
+            _ => {
+                last_end = p.as_span().end();
+                words.extend(flatten(p));
+                continue;
+            }
+        }
+        last_end = last_end.max(p.as_span().end());
+    }
+    let mut code = String::new();
+    for w in &words {
+        if w != "," && !code.is_empty() {
+            code.push(' ');
+        }
+        code += w;
+    }
+    // `{}` is optional on a bridge and a host's agent statement: drop it when empty.
+    let optional = matches!(rule, Rule::bridge | Rule::agent_host);
+    if has_block && (children || !optional) {
+        if !children {
+            out.push(Line {
+                indent,
+                code: code + " {}",
+                comment: trailing,
+                gap,
+                block,
+            });
+            return;
+        }
+        out.push(Line {
+            indent,
+            code: code + " {",
+            comment: trailing,
+            gap,
+            block,
+        });
+        block_body(src, pair, indent + 1, out, false);
+        out.push(Line {
+            indent,
+            code: "}".into(),
+            comment: None,
+            gap: false,
+            block,
+        });
+    } else {
+        out.push(Line {
+            indent,
+            code,
+            comment: trailing,
+            gap,
+            block,
+        });
+    }
+    for c in after {
+        out.push(Line {
+            indent,
+            code: String::new(),
+            comment: Some(c),
+            gap: false,
+            block,
+        });
+    }
+}
+
+/// The words of a header element: keywords, names, values, commas, in order.
+fn flatten(pair: Pair<Rule>) -> Vec<String> {
+    match pair.as_rule() {
+        Rule::string | Rule::name | Rule::number | Rule::literal | Rule::comma => {
+            vec![pair.as_str().to_string()]
+        }
+        r if format!("{r:?}").starts_with("kw_") => vec![pair.as_str().to_string()],
+        Rule::COMMENT => Vec::new(),
+        _ => pair.into_inner().flat_map(flatten).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_canonical_and_comments_stay() {
+        let messy = "# site\nvlan   1 \"m\"{role management # why\nprefix 192.0.2.0/24}\n\n\n\nhost a { nic eth0\n  bridge br1 vlan 1 on eth0 { }\n# own line\n  agent {}\n}\nfirewall F { ports tcp 1,2 ,3\n allow vlan 1 }\n";
+        let want = "# site\nvlan 1 \"m\" {\n    role management  # why\n    prefix 192.0.2.0/24\n}\n\nhost a {\n    nic eth0\n    bridge br1 vlan 1 on eth0\n    # own line\n    agent\n}\n\nfirewall F {\n    ports tcp 1, 2, 3\n    allow vlan 1\n}\n";
+        let got = format(messy).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(format(&got).unwrap(), got, "idempotent");
+    }
+}
