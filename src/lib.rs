@@ -4,6 +4,7 @@
 //! diagnostic) → [`render`] (each host's files) → [`output`] (the `out/` tree, swapped in
 //! atomically).
 
+pub mod agent_properties;
 pub mod ast;
 pub mod check;
 pub mod config;
