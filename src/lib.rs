@@ -12,6 +12,7 @@ pub mod diag;
 pub mod diff;
 pub mod fmt;
 pub mod graph;
+pub mod iptables_plan;
 pub mod model;
 pub mod output;
 pub mod parse;
