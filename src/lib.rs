@@ -3,6 +3,11 @@
 //! The pipeline runs one way: text → [`parse`] (spanned AST) → [`check`] (model and every
 //! diagnostic) → [`render`] (each host's files) → [`output`] (the `out/` tree, swapped in
 //! atomically).
+//!
+//! Review tools read the model: [`diff`], [`query`], [`fmt`] (on the concrete syntax),
+//! [`graph`]. Groundwork for `netc apply` (not a command yet): [`iptables_plan`] (a
+//! `--noflush` payload for netc's chains only), [`agent_properties`] (merge owned keys, report
+//! drift), [`install`] (atomic file install with backup, no write when unchanged).
 
 pub mod agent_properties;
 pub mod ast;
@@ -12,6 +17,7 @@ pub mod diag;
 pub mod diff;
 pub mod fmt;
 pub mod graph;
+pub mod install;
 pub mod iptables_plan;
 pub mod model;
 pub mod output;
