@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use serde::Serialize;
 
-use crate::model::{Family, Host, Protocol, Topology};
+use crate::model::{Agent, Family, Host, Protocol, Topology};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
@@ -244,37 +244,19 @@ fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change>
             nv.get(&name).cloned(),
         );
     }
-    let keys = |h: &Host| -> Vec<(&'static str, String)> {
-        match &h.agent {
-            None => vec![],
-            Some(a) => vec![
-                (
-                    "host",
-                    a.servers
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ),
-                ("port", a.port.to_string()),
-                ("private.network.device", a.private_device.clone()),
-                ("public.network.device", a.public_device.clone()),
-                ("guest.network.device", a.guest_device.clone()),
-                ("network.bridge.type", a.bridge_type.name().to_string()),
-            ],
+    let (ok, nk) = (
+        o.agent.as_ref().map(Agent::keys),
+        n.agent.as_ref().map(Agent::keys),
+    );
+    if let Some(names) = ok
+        .as_ref()
+        .or(nk.as_ref())
+        .map(|k| k.clone().map(|(key, _)| key))
+    {
+        for (i, key) in names.into_iter().enumerate() {
+            let get = |k: &Option<[(&str, String); 6]>| k.as_ref().map(|k| k[i].1.clone());
+            field(format!("agent.properties {key}"), get(&ok), get(&nk));
         }
-    };
-    let (ok, nk) = (keys(o), keys(n));
-    for key in [
-        "host",
-        "port",
-        "private.network.device",
-        "public.network.device",
-        "guest.network.device",
-        "network.bridge.type",
-    ] {
-        let get = |k: &[(&str, String)]| k.iter().find(|(n, _)| *n == key).map(|(_, v)| v.clone());
-        field(format!("agent.properties {key}"), get(&ok), get(&nk));
     }
     out
 }

@@ -182,6 +182,21 @@ pub struct Agent {
     pub bridge_type: BridgeType,
 }
 
+impl Agent {
+    /// The agent.properties keys netc owns, with their values, in file order.
+    pub fn keys(&self) -> [(&'static str, String); 6] {
+        let servers: Vec<String> = self.servers.iter().map(IpAddr::to_string).collect();
+        [
+            ("host", servers.join(",")),
+            ("port", self.port.to_string()),
+            ("private.network.device", self.private_device.clone()),
+            ("public.network.device", self.public_device.clone()),
+            ("guest.network.device", self.guest_device.clone()),
+            ("network.bridge.type", self.bridge_type.name().to_string()),
+        ]
+    }
+}
+
 /// `network.bridge.type`. Only Linux bridges: they are what the interfaces file builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BridgeType {

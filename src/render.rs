@@ -456,27 +456,12 @@ fn keepalived<'a>(topo: &'a Topology, host: &'a Host) -> Keepalived<'a> {
 #[template(path = "agent.properties", escape = "none")]
 struct AgentProperties<'a> {
     source: &'a str,
-    servers: String,
-    port: u16,
-    private: &'a str,
-    public: &'a str,
-    guest: &'a str,
-    bridge_type: &'static str,
+    keys: [(&'static str, String); 6],
 }
 
 fn agent_properties<'a>(topo: &'a Topology, agent: &'a Agent) -> AgentProperties<'a> {
     AgentProperties {
         source: &topo.source,
-        servers: agent
-            .servers
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-        port: agent.port,
-        private: &agent.private_device,
-        public: &agent.public_device,
-        guest: &agent.guest_device,
-        bridge_type: agent.bridge_type.name(),
+        keys: agent.keys(),
     }
 }
