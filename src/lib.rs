@@ -22,6 +22,7 @@ pub mod iptables_plan;
 pub mod model;
 pub mod output;
 pub mod parse;
+pub mod plan;
 pub mod query;
 pub mod render;
 

@@ -71,6 +71,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
+    /// What `apply` would change on this host, without changing anything: files, the live
+    /// iptables chains and agent.properties' owned keys (links and addresses: not yet).
+    ///
+    /// Exit status: 0 no change, 2 changes, 1 error.
+    Plan {
+        /// The topology file (.csn).
+        file: PathBuf,
+        /// The host to plan for (it must be in the topology).
+        #[arg(long)]
+        host: String,
+        /// Read the host's files under this directory instead of / (for tests and reviews).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+    },
     /// Rewrite topology files in the canonical layout, keeping every comment.
     Fmt {
         /// The topology files (.csn).
@@ -104,6 +120,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "tcp")]
         proto: Proto,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -147,6 +169,12 @@ fn main() -> ExitCode {
         } => build(&file, &output, check),
         Command::Graph { file, format } => graph(&file, format),
         Command::Fmt { files, check } => fmt(&files, check),
+        Command::Plan {
+            file,
+            host,
+            root,
+            format,
+        } => plan(&file, &host, &root, format),
         Command::Diff { files, git, format } => diff(&files, git.as_deref(), format),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -234,6 +262,62 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => io_error(e),
+    }
+}
+
+fn plan(file: &Path, host: &str, root: &Path, format: PlanFormat) -> ExitCode {
+    let Some(compiled) = load(file) else {
+        return ExitCode::from(IO_ERROR);
+    };
+    let settings = match settings(file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let Some(topology) = compiled.topology.as_ref() else {
+        report(&compiled);
+        return ExitCode::from(USER_ERROR);
+    };
+    let Some(h) = topology.host(host) else {
+        let names = topology.hosts.iter().map(|h| h.name.as_str());
+        let hint = netc::diag::did_you_mean(host, names).unwrap_or_default();
+        eprintln!(
+            "netc: there is no host `{host}` in {} {hint}",
+            compiled.source.name
+        );
+        return ExitCode::from(USER_ERROR);
+    };
+    let save = |family: netc::model::Family| -> std::io::Result<String> {
+        let tool = match family {
+            netc::model::Family::V4 => "iptables-save",
+            netc::model::Family::V6 => "ip6tables-save",
+        };
+        let o = std::process::Command::new(tool)
+            .args(["-t", "filter"])
+            .output()?;
+        if !o.status.success() {
+            return Err(std::io::Error::other(format!(
+                "{tool} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let live = netc::plan::Live {
+        root,
+        iptables_save: &save,
+    };
+    let p = match netc::plan::plan(topology, h, settings.firewall.target, &live) {
+        Ok(p) => p,
+        Err(e) => return io_error(format!("cannot read the live state: {e}")),
+    };
+    match format {
+        PlanFormat::Text => print!("{}", netc::plan::text(&p)),
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&p).expect("plain data")),
+    }
+    if p.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(CHANGES)
     }
 }
 

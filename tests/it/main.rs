@@ -8,6 +8,7 @@ mod diff;
 mod fmt;
 mod hostile;
 mod netns;
+mod plan;
 mod render;
 mod scale;
 mod support;
