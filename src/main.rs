@@ -267,11 +267,10 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
 
 fn plan(file: &Path, host: &str, root: &Path, format: PlanFormat) -> ExitCode {
     let Some(compiled) = load(file) else {
-        return ExitCode::from(IO_ERROR);
+        return ExitCode::from(USER_ERROR);
     };
-    let settings = match settings(file) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let Ok(settings) = settings(file) else {
+        return ExitCode::from(USER_ERROR);
     };
     let Some(topology) = compiled.topology.as_ref() else {
         report(&compiled);
@@ -308,7 +307,7 @@ fn plan(file: &Path, host: &str, root: &Path, format: PlanFormat) -> ExitCode {
     };
     let p = match netc::plan::plan(topology, h, settings.firewall.target, &live) {
         Ok(p) => p,
-        Err(e) => return io_error(format!("cannot read the live state: {e}")),
+        Err(e) => return error_1(format!("cannot read the live state: {e}")),
     };
     match format {
         PlanFormat::Text => print!("{}", netc::plan::text(&p)),
@@ -374,17 +373,17 @@ fn diff(files: &[PathBuf], git: Option<&str>, format: DiffFormat) -> ExitCode {
                     );
                     return ExitCode::from(USER_ERROR);
                 }
-                Err(e) => return io_error(format!("cannot run git: {e}")),
+                Err(e) => return error_1(format!("cannot run git: {e}")),
             };
             let old = netc::compile(&format!("{}@{rev}", display_name(file)), &bytes);
             let Some(new) = load(file) else {
-                return ExitCode::from(IO_ERROR);
+                return ExitCode::from(USER_ERROR);
             };
             (old, new)
         }
         (None, [old, new]) => {
             let (Some(old), Some(new)) = (load(old), load(new)) else {
-                return ExitCode::from(IO_ERROR);
+                return ExitCode::from(USER_ERROR);
             };
             (old, new)
         }
@@ -518,6 +517,12 @@ fn query(file: &Path, host: &str, from: std::net::IpAddr, port: u16, proto: Prot
         println!("  no netc chain on {host}");
     }
     ExitCode::SUCCESS
+}
+
+/// For `diff` and `plan`, whose exit status 2 means "changes": every error is 1.
+fn error_1(e: impl std::fmt::Display) -> ExitCode {
+    io_error(e);
+    ExitCode::from(USER_ERROR)
 }
 
 fn io_error(e: impl std::fmt::Display) -> ExitCode {

@@ -135,3 +135,15 @@ fn git_revision_is_the_old_side() {
     let o = netc(&["diff", "--git", "NOSUCHREV", "csc.csn"], dir.path());
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// 2 means "changes" for diff, so an unreadable file must be 1.
+#[test]
+fn diff_errors_are_1_not_2() {
+    let o = netc(&["diff", "topology/csc.csn", "no/such.csn"], &root());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = netc(
+        &["diff", "topology/csc.csn", "tests/fixtures/err/syntax.csn"],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
