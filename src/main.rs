@@ -266,24 +266,17 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
 }
 
 fn plan(file: &Path, host: &str, root: &Path, format: PlanFormat) -> ExitCode {
-    let Some(compiled) = load(file) else {
-        return ExitCode::from(USER_ERROR);
+    let compiled = match model(file, USER_ERROR) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let Ok(settings) = settings(file) else {
         return ExitCode::from(USER_ERROR);
     };
-    let Some(topology) = compiled.topology.as_ref() else {
-        report(&compiled);
-        return ExitCode::from(USER_ERROR);
-    };
-    let Some(h) = topology.host(host) else {
-        let names = topology.hosts.iter().map(|h| h.name.as_str());
-        let hint = netc::diag::did_you_mean(host, names).unwrap_or_default();
-        eprintln!(
-            "netc: there is no host `{host}` in {} {hint}",
-            compiled.source.name
-        );
-        return ExitCode::from(USER_ERROR);
+    let topology = compiled.topology.as_ref().expect("model() checked");
+    let h = match find_host(&compiled, host) {
+        Ok(h) => h,
+        Err(code) => return code,
     };
     let save = |family: netc::model::Family| -> std::io::Result<String> {
         let tool = match family {
@@ -417,13 +410,11 @@ fn diff(files: &[PathBuf], git: Option<&str>, format: DiffFormat) -> ExitCode {
 
 fn graph(file: &Path, format: GraphFormat) -> ExitCode {
     use std::io::Write;
-    let Some(compiled) = load(file) else {
-        return ExitCode::from(IO_ERROR);
+    let compiled = match model(file, IO_ERROR) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let Some(topology) = compiled.topology.as_ref() else {
-        report(&compiled);
-        return ExitCode::from(USER_ERROR);
-    };
+    let topology = compiled.topology.as_ref().expect("model() checked");
     let dot = netc::graph::dot(topology);
     let bytes = match format {
         GraphFormat::Dot => dot.into_bytes(),
@@ -471,21 +462,13 @@ fn svg(dot: &str) -> Result<Vec<u8>, String> {
 
 fn query(file: &Path, host: &str, from: std::net::IpAddr, port: u16, proto: Proto) -> ExitCode {
     use netc::query::{Outcome, Verdict};
-    let Some(compiled) = load(file) else {
-        return ExitCode::from(IO_ERROR);
+    let compiled = match model(file, IO_ERROR) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let Some(topology) = compiled.topology.as_ref() else {
-        report(&compiled);
-        return ExitCode::from(USER_ERROR);
-    };
-    if topology.host(host).is_none() {
-        let names = topology.hosts.iter().map(|h| h.name.as_str());
-        let hint = netc::diag::did_you_mean(host, names).unwrap_or_default();
-        eprintln!(
-            "netc: there is no host `{host}` in {} {hint}",
-            compiled.source.name
-        );
-        return ExitCode::from(USER_ERROR);
+    let topology = compiled.topology.as_ref().expect("model() checked");
+    if let Err(code) = find_host(&compiled, host) {
+        return code;
     }
     let protocol = match proto {
         Proto::Tcp => netc::model::Protocol::Tcp,
@@ -555,6 +538,31 @@ fn load(file: &Path) -> Option<Compiled> {
             None
         }
     }
+}
+
+/// A topology that compiled without errors, or the exit status after saying why: the file's
+/// diagnostics (1), or that it cannot be read (`unreadable`: 2, or 1 where 2 means changes).
+fn model(file: &Path, unreadable: u8) -> Result<Compiled, ExitCode> {
+    let compiled = load(file).ok_or(ExitCode::from(unreadable))?;
+    if compiled.topology.is_none() {
+        report(&compiled);
+        return Err(ExitCode::from(USER_ERROR));
+    }
+    Ok(compiled)
+}
+
+/// The named host of a compiled topology, or exit 1 with a did-you-mean.
+fn find_host<'a>(compiled: &'a Compiled, name: &str) -> Result<&'a netc::model::Host, ExitCode> {
+    let topology = compiled.topology.as_ref().expect("model() checked");
+    topology.host(name).ok_or_else(|| {
+        let names = topology.hosts.iter().map(|h| h.name.as_str());
+        let hint = netc::diag::did_you_mean(name, names).unwrap_or_default();
+        eprintln!(
+            "netc: there is no host `{name}` in {} {hint}",
+            compiled.source.name
+        );
+        ExitCode::from(USER_ERROR)
+    })
 }
 
 /// The file's name as given, without a leading `./`, so headers do not depend on spelling.
