@@ -2,7 +2,8 @@
 //!
 //! The new content goes to a temporary file in the same directory, is fsynced, takes the old
 //! file's mode and owner, and is renamed over the target (atomic on one filesystem); the old
-//! file is kept as `<name>.netc-old`. If the content is already there, nothing is written.
+//! file is kept as `<name>.netc-old` (unless skipped). If the content is already there,
+//! nothing is written.
 
 use std::fs;
 use std::io::{self, Write};
@@ -24,8 +25,15 @@ pub fn backup_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
+/// Whether to keep the replaced file as `<name>.netc-old`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backup {
+    Keep,
+    Skip,
+}
+
 /// Puts `content` at `target`; see the module comment.
-pub fn install(target: &Path, content: &[u8]) -> io::Result<Installed> {
+pub fn install(target: &Path, content: &[u8], backup: Backup) -> io::Result<Installed> {
     let old = match fs::read(target) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -49,7 +57,7 @@ pub fn install(target: &Path, content: &[u8]) -> io::Result<Installed> {
         std::os::unix::fs::chown(tmp.path(), Some(m.uid()), Some(m.gid()))?;
     }
     tmp.as_file().sync_all()?;
-    let backup = match old {
+    let backup = match old.filter(|_| backup == Backup::Keep) {
         Some(bytes) => {
             let path = backup_path(target);
             fs::write(&path, bytes)?;
@@ -73,11 +81,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("interfaces");
         assert_eq!(
-            install(&target, b"one\n").unwrap(),
+            install(&target, b"one\n", Backup::Keep).unwrap(),
             Installed::Written { backup: None }
         );
         fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
-        let r = install(&target, b"two\n").unwrap();
+        let r = install(&target, b"two\n", Backup::Keep).unwrap();
         assert_eq!(
             r,
             Installed::Written {
@@ -91,7 +99,10 @@ mod tests {
             0o600
         );
         let mtime = fs::metadata(&target).unwrap().modified().unwrap();
-        assert_eq!(install(&target, b"two\n").unwrap(), Installed::Unchanged);
+        assert_eq!(
+            install(&target, b"two\n", Backup::Keep).unwrap(),
+            Installed::Unchanged
+        );
         assert_eq!(fs::metadata(&target).unwrap().modified().unwrap(), mtime);
         // No temporary files are left behind.
         let names: Vec<_> = fs::read_dir(dir.path())
@@ -105,7 +116,7 @@ mod tests {
     fn a_failed_install_leaves_the_target_alone() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("missing-dir").join("file");
-        assert!(install(&target, b"x").is_err());
+        assert!(install(&target, b"x", Backup::Keep).is_err());
         assert!(!target.exists());
     }
 }

@@ -316,9 +316,15 @@ fn plan(file: &Path, host: &str, root: &Path, format: PlanFormat) -> ExitCode {
 fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     for file in files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
             Err(e) => return io_error(format!("cannot read {}: {e}", file.display())),
+        };
+        let Ok(text) = String::from_utf8(bytes.clone()) else {
+            // Not text: the compiler's own diagnostic says where (netc::not-utf8).
+            report(&netc::compile(&display_name(file), &bytes));
+            status = ExitCode::from(USER_ERROR);
+            continue;
         };
         let formatted = match netc::fmt::format(&text) {
             Ok(f) => f,
@@ -336,10 +342,10 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
             status = ExitCode::from(USER_ERROR);
             continue;
         }
-        let tmp = file.with_extension("csn.netc-fmt");
-        let written = std::fs::write(&tmp, &formatted).and_then(|()| std::fs::rename(&tmp, file));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
+        // Atomic, keeping the file's mode and owner; no backup beside a file under review.
+        if let Err(e) =
+            netc::install::install(file, formatted.as_bytes(), netc::install::Backup::Skip)
+        {
             return io_error(format!("cannot rewrite {}: {e}", file.display()));
         }
         eprintln!("formatted {}", file.display());

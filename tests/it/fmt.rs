@@ -101,8 +101,20 @@ fn fmt_check_writes_nothing_and_fmt_rewrites() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o).trim(), p);
     assert_eq!(fs::read_to_string(&path).unwrap(), messy, "--check wrote");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
     let o = netc(&["fmt", p], &root());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o640,
+        "mode kept"
+    );
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no backup or temporary file left"
+    );
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
         fs::read_to_string(root().join("topology/csc.csn")).unwrap()

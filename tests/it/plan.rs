@@ -79,11 +79,12 @@ fn plan_reports_then_nothing_once_the_host_matches() {
                 ginkgo.agent.as_ref().unwrap().keys().into_iter().collect();
             let merged =
                 netc::agent_properties::merge(&fs::read_to_string(&target).unwrap(), &owned);
-            netc::install::install(&target, merged.text.as_bytes()).unwrap();
+            netc::install::install(&target, merged.text.as_bytes(), netc::install::Backup::Keep)
+                .unwrap();
             continue;
         }
         fs::create_dir_all(target.parent().unwrap()).unwrap();
-        netc::install::install(&target, a.text.as_bytes()).unwrap();
+        netc::install::install(&target, a.text.as_bytes(), netc::install::Backup::Keep).unwrap();
         let tool = match a.path.file_name().unwrap().to_str().unwrap() {
             "rules.v4" => ("iptables-save", "iptables-restore"),
             "rules.v6" => ("ip6tables-save", "ip6tables-restore"),
