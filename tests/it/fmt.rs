@@ -125,4 +125,7 @@ fn fmt_check_writes_nothing_and_fmt_rewrites() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("netc::syntax"), "{}", stderr(&o));
+    let o = netc(&["fmt", "tests/fixtures/err/not-utf8.csn"], &root());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("netc::not-utf8"), "{}", stderr(&o));
 }
