@@ -8,7 +8,7 @@
 use pest::iterators::Pair;
 
 use crate::diag::Diag;
-use crate::parse::{Rule, pairs};
+use crate::parse::{Rule, is_keyword, pairs};
 
 /// The canonical text of `text`, or the syntax error that prevents formatting.
 pub fn format(text: &str) -> Result<String, Diag> {
@@ -67,7 +67,8 @@ fn render(lines: &[Line]) -> String {
 
 /// Statements (and comments) of a block, or of the file when `top`.
 fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, top: bool) {
-    let block = out.len() + indent * 1_000_000;
+    // Lines of one block align their trailing comments: the block's first line index names it.
+    let block = out.len();
     let mut prev_end: Option<usize> = None;
     for item in pair.into_inner() {
         let rule = item.as_rule();
@@ -112,7 +113,7 @@ fn is_header_token(rule: Rule) -> bool {
     matches!(
         rule,
         Rule::name | Rule::number | Rule::literal | Rule::string | Rule::comma
-    ) || format!("{rule:?}").starts_with("kw_")
+    ) || is_keyword(rule)
 }
 
 /// Rules that are statements inside a block.
@@ -241,7 +242,7 @@ fn flatten(pair: Pair<Rule>) -> Vec<String> {
         Rule::string | Rule::name | Rule::number | Rule::literal | Rule::comma => {
             vec![pair.as_str().to_string()]
         }
-        r if format!("{r:?}").starts_with("kw_") => vec![pair.as_str().to_string()],
+        r if is_keyword(r) => vec![pair.as_str().to_string()],
         Rule::COMMENT => Vec::new(),
         _ => pair.into_inner().flat_map(flatten).collect(),
     }

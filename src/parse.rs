@@ -282,7 +282,7 @@ fn parse_agent_defaults(pair: Pair<Rule>) -> AgentDefaults {
     agent
 }
 
-fn is_keyword(rule: Rule) -> bool {
+pub(crate) fn is_keyword(rule: Rule) -> bool {
     keyword(rule).is_some()
 }
 

@@ -81,6 +81,16 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
             }
             continue;
         }
+        // The live firewall can differ from the rules file, whether or not the file is current.
+        if let Some(family) = rules_family(&rel) {
+            let saved = (live.iptables_save)(family)?;
+            let p = iptables_plan::plan(&artefact.text, &saved);
+            let changes = p
+                .changes
+                .into_iter()
+                .map(|c| format!("{}: {c}", family.name()));
+            plan.firewall.extend(changes);
+        }
         let action = match read(&on_host)? {
             None => "create",
             Some(text) if text != artefact.text => "replace",
@@ -90,37 +100,6 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
             path: format!("/{rel}"),
             action,
         });
-        if let (true, Some(family)) = (target.iptables(), rules_family(&rel)) {
-            let saved = (live.iptables_save)(family)?;
-            let p = iptables_plan::plan(&artefact.text, &saved);
-            plan.firewall.extend(
-                p.changes
-                    .into_iter()
-                    .map(|c| format!("{}: {c}", family.name())),
-            );
-        }
-    }
-    // The live firewall can differ even when the rules files on disk are current.
-    if target.iptables() {
-        for family in Family::ALL {
-            let rel = format!(
-                "etc/iptables/rules.{}",
-                if family == Family::V4 { "v4" } else { "v6" }
-            );
-            if plan.files.iter().any(|f| f.path == format!("/{rel}")) {
-                continue;
-            }
-            let rendered = render::host(topo, host, Target::Iptables)
-                .into_iter()
-                .find(|a| a.path == Path::new(&rel))
-                .expect("rules are rendered for every host");
-            let p = iptables_plan::plan(&rendered.text, &(live.iptables_save)(family)?);
-            plan.firewall.extend(
-                p.changes
-                    .into_iter()
-                    .map(|c| format!("{}: {c}", family.name())),
-            );
-        }
     }
     Ok(plan)
 }
