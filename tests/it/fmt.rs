@@ -123,9 +123,7 @@ fn fmt_check_writes_nothing_and_fmt_rewrites() {
         &["fmt", "--check", "tests/fixtures/err/syntax.csn"],
         &root(),
     );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("netc::syntax"), "{}", stderr(&o));
+    assert_exit(&o, 1, "netc::syntax");
     let o = netc(&["fmt", "tests/fixtures/err/not-utf8.csn"], &root());
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("netc::not-utf8"), "{}", stderr(&o));
+    assert_exit(&o, 1, "netc::not-utf8");
 }

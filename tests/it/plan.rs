@@ -108,10 +108,5 @@ fn plan_reports_then_nothing_once_the_host_matches() {
     );
 
     let o = plan(&ns, &host_root, "ginko", "text");
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("did you mean `ginkgo`?"),
-        "{}",
-        stderr(&o)
-    );
+    assert_exit(&o, 1, "did you mean `ginkgo`?");
 }

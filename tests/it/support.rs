@@ -92,6 +92,16 @@ pub fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Asserts the exit status and that stderr says `needle`.
+pub fn assert_exit(o: &Output, code: i32, needle: &str) {
+    assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(o));
+    assert!(
+        stderr(o).contains(needle),
+        "expected `{needle}` in stderr: {}",
+        stderr(o)
+    );
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
