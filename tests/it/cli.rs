@@ -142,34 +142,23 @@ fn bad_command_line_exits_1() {
 
 #[test]
 fn query_names_the_deciding_line() {
-    let o = netc(
-        &[
+    let query = |from: &str| {
+        let args = [
             "query",
             "topology/csc.csn",
             "--host",
             "biloba",
             "--from",
-            "198.51.100.7",
+            from,
             "--port",
             "16509",
-        ],
-        &root(),
-    );
+        ];
+        netc(&args, &root())
+    };
+    let o = query("198.51.100.7");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     insta::assert_snapshot!("query-reject", stdout(&o));
-    let o = netc(
-        &[
-            "query",
-            "topology/csc.csn",
-            "--host",
-            "biloba",
-            "--from",
-            "fd74:6b6a:8eca:4902::99",
-            "--port",
-            "16509",
-        ],
-        &root(),
-    );
+    let o = query("fd74:6b6a:8eca:4902::99");
     insta::assert_snapshot!("query-accept", stdout(&o));
     let o = netc(
         &[
