@@ -105,6 +105,33 @@ pub fn plan(rendered: &str, live: &str) -> Plan {
     Plan { changes, restore }
 }
 
+/// The `--noflush` input that takes a table where [`plan`] was carried out (netc's chains as
+/// rendered, one INPUT jump each) back to `before`: each chain as it was, or gone if it was
+/// not there, with as many INPUT jumps as there were (their positions are not restored).
+pub fn undo(rendered: &str, before: &str) -> String {
+    let want = table(rendered);
+    let had = table(before);
+    let owned: Vec<&String> = want
+        .order
+        .iter()
+        .filter(|c| !BUILTIN.contains(&c.as_str()))
+        .collect();
+    let mut body: Vec<String> = owned.iter().map(|c| format!(":{c} - [0:0]")).collect();
+    let input = had.chains.get("INPUT").cloned().unwrap_or_default();
+    for chain in &owned {
+        body.extend(had.chains.get(*chain).into_iter().flatten().cloned());
+        let jump = format!("-A INPUT -j {chain}");
+        match input.iter().filter(|r| **r == jump).count() {
+            0 => body.push(format!("-D INPUT -j {chain}")),
+            n => body.extend((1..n).map(|_| jump.clone())),
+        }
+    }
+    for chain in owned.iter().filter(|c| !had.chains.contains_key(**c)) {
+        body.push(format!("-X {chain}"));
+    }
+    format!("*filter\n{}\nCOMMIT\n", body.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +145,10 @@ mod tests {
         assert_eq!(
             p.restore.unwrap(),
             "*filter\n:CS - [0:0]\n-A CS -s 192.0.2.0/24 -j RETURN\n-A CS -p tcp -m multiport --dports 16509 -j REJECT --reject-with icmp-port-unreachable\n-I INPUT 1 -j CS\nCOMMIT\n"
+        );
+        assert_eq!(
+            undo(RENDERED, live),
+            "*filter\n:CS - [0:0]\n-D INPUT -j CS\n-X CS\nCOMMIT\n"
         );
         assert_eq!(
             p.changes,

@@ -10,6 +10,7 @@
 //! drift), [`install`] (atomic file install with backup, no write when unchanged).
 
 pub mod agent_properties;
+pub mod apply;
 pub mod ast;
 pub mod check;
 pub mod config;
@@ -20,6 +21,8 @@ pub mod graph;
 pub mod install;
 pub mod iptables_plan;
 pub mod model;
+pub mod net;
+pub mod netlink;
 pub mod output;
 pub mod parse;
 pub mod plan;

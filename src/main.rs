@@ -10,6 +10,9 @@ use netc::config::{self, Settings};
 use netc::diag::{Diag, Source};
 use netc::{Compiled, output, render};
 
+#[path = "cli/live.rs"]
+mod live;
+
 const EXAMPLES: &str = "\
 Examples:
   netc check topology/csc.csn            report every problem, write nothing
@@ -71,10 +74,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
-    /// What `apply` would change on this host, without changing anything: files, the live
-    /// iptables chains and agent.properties' owned keys (links and addresses: not yet).
+    /// What `apply` would change on this host, without changing anything: links, bridge
+    /// ports, addresses and default routes (rtnetlink), the files, the live iptables chains
+    /// and agent.properties' owned keys.
     ///
-    /// Exit status: 0 no change, 2 changes, 1 error.
+    /// Exit status: 0 no change, 2 changes, 1 error (or a conflict apply would refuse).
     Plan {
         /// The topology file (.csn).
         file: PathBuf,
@@ -86,6 +90,50 @@ enum Command {
         root: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
+    },
+    /// Make this host match the topology: the plan, carried out step by step; if a step
+    /// fails, the steps already done are undone. Run as root on the host itself.
+    ///
+    /// Only what netc created is ever removed (links with the alias `netc`, addresses and
+    /// routes with protocol 78); libvirt's and CloudStack's links are never touched. Run
+    /// again on an unchanged host, it changes nothing.
+    /// Exit status: 0 applied (or nothing to do), 1 refused or failed (and rolled back),
+    /// 2 changes pending (--dry-run).
+    Apply {
+        /// The topology file (.csn), named as for `netc build` (file headers name it).
+        file: PathBuf,
+        /// The host to configure: this machine.
+        #[arg(long)]
+        host: String,
+        /// Treat this directory as / for files and state (for tests and chroots).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Only print the plan (like `netc plan`).
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even if it cuts off the SSH session this runs in ($SSH_CONNECTION).
+        #[arg(long)]
+        force: bool,
+        /// Apply even though this machine's hostname is not --host.
+        #[arg(long)]
+        force_host: bool,
+        /// Undo everything after SECONDS unless `netc confirm` runs first (a detached timer,
+        /// so the undo happens even if this session dies).
+        #[arg(long, value_name = "SECONDS")]
+        confirm: Option<u64>,
+    },
+    /// Keep the apply that is waiting under --confirm.
+    Confirm {
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
+    /// Undo the apply that is waiting under --confirm, now.
+    Rollback {
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Wait for the deadline first, and do nothing if it was confirmed (the timer).
+        #[arg(long, hide = true)]
+        at_deadline: bool,
     },
     /// Rewrite topology files in the canonical layout, keeping every comment.
     Fmt {
@@ -174,7 +222,37 @@ fn main() -> ExitCode {
             host,
             root,
             format,
-        } => plan(&file, &host, &root, format),
+        } => live::plan(
+            &live::Target {
+                file: &file,
+                host: &host,
+                root: &root,
+            },
+            format,
+        ),
+        Command::Apply {
+            file,
+            host,
+            root,
+            dry_run,
+            force,
+            force_host,
+            confirm,
+        } => live::apply(
+            &live::Target {
+                file: &file,
+                host: &host,
+                root: &root,
+            },
+            &live::ApplyOptions {
+                dry_run,
+                force,
+                force_host,
+                confirm,
+            },
+        ),
+        Command::Confirm { root } => live::confirm(&root),
+        Command::Rollback { root, at_deadline } => live::rollback(&root, at_deadline),
         Command::Diff { files, git, format } => diff(&files, git.as_deref(), format),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -262,54 +340,6 @@ fn build(file: &Path, dir: &Path, check_only: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => io_error(e),
-    }
-}
-
-fn plan(file: &Path, host: &str, root: &Path, format: PlanFormat) -> ExitCode {
-    let compiled = match model(file, USER_ERROR) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let Ok(settings) = settings(file) else {
-        return ExitCode::from(USER_ERROR);
-    };
-    let topology = compiled.topology.as_ref().expect("model() checked");
-    let h = match find_host(&compiled, host) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    let save = |family: netc::model::Family| -> std::io::Result<String> {
-        let tool = match family {
-            netc::model::Family::V4 => "iptables-save",
-            netc::model::Family::V6 => "ip6tables-save",
-        };
-        let o = std::process::Command::new(tool)
-            .args(["-t", "filter"])
-            .output()?;
-        if !o.status.success() {
-            return Err(std::io::Error::other(format!(
-                "{tool} failed: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-    };
-    let live = netc::plan::Live {
-        root,
-        iptables_save: &save,
-    };
-    let p = match netc::plan::plan(topology, h, settings.firewall.target, &live) {
-        Ok(p) => p,
-        Err(e) => return error_1(format!("cannot read the live state: {e}")),
-    };
-    match format {
-        PlanFormat::Text => print!("{}", netc::plan::text(&p)),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&p).expect("plain data")),
-    }
-    if p.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(CHANGES)
     }
 }
 

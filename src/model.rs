@@ -10,7 +10,9 @@ use ipnet::IpNet;
 
 pub use crate::ast::{Device, Protocol};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Family {
     V4,
     V6,

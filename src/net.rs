@@ -1,0 +1,792 @@
+//! A host's network as the topology wants it and as the kernel has it, and the changes
+//! between: links (bridges, 802.1Q subinterfaces, NICs), bridge ports, addresses and
+//! default routes.
+//!
+//! Pure data and decisions; [`crate::netlink`] reads and writes the kernel.
+//!
+//! Ownership: netc marks what it creates — links with the alias [`ALIAS`], addresses and
+//! routes with the protocol number [`PROTO`] — and removes only marked objects. Anything
+//! else is used as found when it matches and reported when it is in the way. Links named
+//! like libvirt's or CloudStack's (see [`foreign_name`]) are never created, changed or
+//! removed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Family, Host};
+
+/// The alias (`ip link set X alias netc`) that marks a link netc created.
+pub const ALIAS: &str = "netc";
+/// The protocol number (`ip addr … proto 78`, `ip route … proto 78`) that marks an address
+/// or a route netc added.
+pub const PROTO: u8 = 78;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum LinkKind {
+    Bridge,
+    Vlan { parent: String, id: u16 },
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkKind::Bridge => f.write_str("bridge"),
+            LinkKind::Vlan { parent, id } => write!(f, "VLAN {id} on {parent}"),
+        }
+    }
+}
+
+/// A link as the kernel reports it, with indices already turned into names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveLink {
+    pub name: String,
+    /// `bridge`, `vlan`, `veth`, …; `None` for plain devices (physical NICs, loopback).
+    pub kind: Option<String>,
+    /// For 802.1Q links: the parent link and the VLAN id.
+    pub vlan: Option<(String, u16)>,
+    pub master: Option<String>,
+    pub up: bool,
+    pub alias: Option<String>,
+}
+
+impl LiveLink {
+    pub fn owned(&self) -> bool {
+        self.alias.as_deref() == Some(ALIAS)
+    }
+
+    fn kind(&self) -> Option<LinkKind> {
+        match (self.kind.as_deref(), &self.vlan) {
+            (Some("bridge"), _) => Some(LinkKind::Bridge),
+            (Some("vlan"), Some((parent, id))) => Some(LinkKind::Vlan {
+                parent: parent.clone(),
+                id: *id,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveAddr {
+    pub dev: String,
+    pub net: IpNet,
+    pub proto: u8,
+}
+
+impl LiveAddr {
+    /// Put there by the kernel itself: loopback, router advertisement, IPv6 link-local.
+    fn kernel_made(&self) -> bool {
+        let link_local = matches!(self.net, IpNet::V6(n) if n.addr().is_unicast_link_local());
+        matches!(self.proto, 1..=3) || link_local
+    }
+}
+
+/// A default route in the main table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRoute {
+    pub dev: String,
+    pub gateway: IpAddr,
+    pub proto: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveNet {
+    pub links: Vec<LiveLink>,
+    pub addrs: Vec<LiveAddr>,
+    pub routes: Vec<LiveRoute>,
+}
+
+impl LiveNet {
+    pub fn link(&self, name: &str) -> Option<&LiveLink> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+/// One kernel change. Each has an exact inverse ([`NetOp::inverse`]), which is how apply
+/// rolls back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum NetOp {
+    /// Create a link, down, without a master, marked with [`ALIAS`].
+    AddLink {
+        name: String,
+        kind: LinkKind,
+    },
+    DelLink {
+        name: String,
+        kind: LinkKind,
+    },
+    SetMaster {
+        link: String,
+        master: Option<String>,
+        was: Option<String>,
+    },
+    SetUp {
+        link: String,
+        up: bool,
+    },
+    AddAddr {
+        dev: String,
+        net: IpNet,
+        proto: u8,
+    },
+    DelAddr {
+        dev: String,
+        net: IpNet,
+        proto: u8,
+    },
+    AddRoute {
+        dev: String,
+        gateway: IpAddr,
+        proto: u8,
+    },
+    DelRoute {
+        dev: String,
+        gateway: IpAddr,
+        proto: u8,
+    },
+}
+
+impl NetOp {
+    pub fn inverse(&self) -> NetOp {
+        use NetOp::*;
+        match self.clone() {
+            AddLink { name, kind } => DelLink { name, kind },
+            DelLink { name, kind } => AddLink { name, kind },
+            SetMaster { link, master, was } => SetMaster {
+                link,
+                master: was,
+                was: master,
+            },
+            SetUp { link, up } => SetUp { link, up: !up },
+            AddAddr { dev, net, proto } => DelAddr { dev, net, proto },
+            DelAddr { dev, net, proto } => AddAddr { dev, net, proto },
+            AddRoute {
+                dev,
+                gateway,
+                proto,
+            } => DelRoute {
+                dev,
+                gateway,
+                proto,
+            },
+            DelRoute {
+                dev,
+                gateway,
+                proto,
+            } => AddRoute {
+                dev,
+                gateway,
+                proto,
+            },
+        }
+    }
+}
+
+impl fmt::Display for NetOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |m: &Option<String>| m.clone().unwrap_or_else(|| "none".into());
+        match self {
+            NetOp::AddLink { name, kind } => write!(f, "+ link {name} ({kind})"),
+            NetOp::DelLink { name, kind } => write!(f, "- link {name} ({kind})"),
+            NetOp::SetMaster { link, master, was } => {
+                write!(f, "~ {link}: master {} → {}", name(was), name(master))
+            }
+            NetOp::SetUp { link, up: true } => write!(f, "~ {link}: down → up"),
+            NetOp::SetUp { link, up: false } => write!(f, "~ {link}: up → down"),
+            NetOp::AddAddr { dev, net, .. } => write!(f, "+ address {net} on {dev}"),
+            NetOp::DelAddr { dev, net, .. } => write!(f, "- address {net} on {dev}"),
+            NetOp::AddRoute { dev, gateway, .. } => {
+                write!(f, "+ default route via {gateway} dev {dev}")
+            }
+            NetOp::DelRoute { dev, gateway, .. } => {
+                write!(f, "- default route via {gateway} dev {dev}")
+            }
+        }
+    }
+}
+
+/// Links libvirt and CloudStack create and own: `vnet*`, `virbr*`, `cloudVirBr*` and the
+/// agent's `br<nic>-<vlan>` bridges.
+pub fn foreign_name(name: &str) -> bool {
+    let cloudstack_bridge = name.strip_prefix("br").is_some_and(|rest| {
+        rest.rsplit_once('-').is_some_and(|(nic, vlan)| {
+            !nic.is_empty() && !vlan.is_empty() && vlan.bytes().all(|b| b.is_ascii_digit())
+        })
+    });
+    name.starts_with("vnet")
+        || name.starts_with("virbr")
+        || name.starts_with("cloudVirBr")
+        || cloudstack_bridge
+}
+
+/// What it takes to make `live` carry `host`'s network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetPlan {
+    /// The changes, in an order the kernel accepts: removals, new links, ports, up, addresses,
+    /// routes.
+    pub ops: Vec<NetOp>,
+    /// Conflicts netc will not resolve on its own (apply refuses while there are any).
+    pub refusals: Vec<String>,
+    /// Things left as they are, worth knowing.
+    pub notes: Vec<String>,
+}
+
+#[derive(Default)]
+struct Phases {
+    remove_routes: Vec<NetOp>,
+    remove_addrs: Vec<NetOp>,
+    remove: Vec<NetOp>,
+    create: Vec<NetOp>,
+    ports: Vec<NetOp>,
+    up: Vec<NetOp>,
+    addrs: Vec<NetOp>,
+    routes: Vec<NetOp>,
+}
+
+pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
+    let mut p = NetPlan::default();
+    let mut ph = Phases::default();
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let refuse_foreign = |name: &str, p: &mut NetPlan| {
+        let foreign = foreign_name(name);
+        if foreign {
+            p.refusals.push(format!(
+                "{name} is named like a libvirt or CloudStack link; netc does not manage those \
+                 (rename it in the topology)"
+            ));
+        }
+        foreign
+    };
+    let set_up = |l: &LiveLink, ph: &mut Phases| {
+        if !l.up {
+            ph.up.push(NetOp::SetUp {
+                link: l.name.clone(),
+                up: true,
+            });
+        }
+    };
+
+    for nic in &host.nics {
+        wanted.insert(nic.clone());
+        match live.link(nic) {
+            None => p.refusals.push(format!(
+                "NIC {nic} does not exist on this host (netc does not create NICs; `ip -br link` \
+                 lists what there is)"
+            )),
+            Some(l) => set_up(l, &mut ph),
+        }
+    }
+    for b in &host.bridges {
+        let port = b.port();
+        wanted.insert(b.name.clone());
+        if refuse_foreign(&b.name, &mut p) | refuse_foreign(&port, &mut p) {
+            continue;
+        }
+        match live.link(&b.name) {
+            None => {
+                ph.create.push(NetOp::AddLink {
+                    name: b.name.clone(),
+                    kind: LinkKind::Bridge,
+                });
+                ph.up.push(NetOp::SetUp {
+                    link: b.name.clone(),
+                    up: true,
+                });
+            }
+            Some(l) if l.kind.as_deref() != Some("bridge") => p.refusals.push(format!(
+                "{} exists but is a {} link, not a bridge; netc does not change the kind of a \
+                 link",
+                b.name,
+                l.kind.as_deref().unwrap_or("plain")
+            )),
+            Some(l) => set_up(l, &mut ph),
+        }
+        match live.link(&port) {
+            None if live.link(&b.nic).is_none() => {} // refused with the NIC
+            None => {
+                ph.create.push(NetOp::AddLink {
+                    name: port.clone(),
+                    kind: LinkKind::Vlan {
+                        parent: b.nic.clone(),
+                        id: b.vlan,
+                    },
+                });
+                ph.ports.push(NetOp::SetMaster {
+                    link: port.clone(),
+                    master: Some(b.name.clone()),
+                    was: None,
+                });
+                ph.up.push(NetOp::SetUp {
+                    link: port.clone(),
+                    up: true,
+                });
+            }
+            Some(l) => {
+                match &l.vlan {
+                    Some((parent, id)) if (parent, *id) != (&b.nic, b.vlan) => {
+                        p.refusals.push(format!(
+                            "{port} is VLAN {id} on {parent}, not VLAN {} on {}; netc does not \
+                             change links it finds (delete it: ip link del {port})",
+                            b.vlan, b.nic
+                        ))
+                    }
+                    Some(_) => {}
+                    None => p.notes.push(format!(
+                        "{port} is a {} link, not an 802.1Q VLAN; netc uses it as {}'s port as \
+                         it is",
+                        l.kind.as_deref().unwrap_or("plain"),
+                        b.name
+                    )),
+                }
+                if l.master.as_deref() != Some(&b.name) {
+                    ph.ports.push(NetOp::SetMaster {
+                        link: port.clone(),
+                        master: Some(b.name.clone()),
+                        was: l.master.clone(),
+                    });
+                }
+                set_up(l, &mut ph);
+            }
+        }
+        wanted.insert(port);
+    }
+
+    addresses(host, live, &mut p, &mut ph);
+    routes(host, live, &mut p, &mut ph);
+    remove_links(live, &wanted, &mut p, &mut ph);
+
+    let Phases {
+        remove_routes,
+        remove_addrs,
+        remove,
+        create,
+        ports,
+        up,
+        addrs,
+        routes,
+    } = ph;
+    p.ops = [
+        remove_routes,
+        remove_addrs,
+        remove,
+        create,
+        ports,
+        up,
+        addrs,
+        routes,
+    ]
+    .concat();
+    p
+}
+
+fn addresses(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
+    let mut wanted = BTreeSet::new();
+    for b in &host.bridges {
+        for a in &b.addresses {
+            wanted.insert((b.name.as_str(), a.net));
+            let found = live.addrs.iter().find(|l| l.net.addr() == a.net.addr());
+            match found {
+                Some(l) if l.dev == b.name && l.net == a.net => continue,
+                Some(l) if l.proto != PROTO => {
+                    p.refusals.push(format!(
+                        "{} is already on {} as {}, and netc did not put it there; move it by \
+                         hand (ip addr del {} dev {})",
+                        a.net.addr(),
+                        l.dev,
+                        l.net,
+                        l.net,
+                        l.dev
+                    ));
+                    continue;
+                }
+                // netc's own, elsewhere or with another length: removed below, then added.
+                _ => {}
+            }
+            ph.addrs.push(NetOp::AddAddr {
+                dev: b.name.clone(),
+                net: a.net,
+                proto: PROTO,
+            });
+        }
+    }
+    for l in &live.addrs {
+        if l.proto == PROTO && !wanted.contains(&(l.dev.as_str(), l.net)) {
+            ph.remove_addrs.push(NetOp::DelAddr {
+                dev: l.dev.clone(),
+                net: l.net,
+                proto: l.proto,
+            });
+        }
+    }
+}
+
+fn routes(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
+    let mut wanted = Vec::new();
+    for b in &host.bridges {
+        for a in &b.addresses {
+            if let Some(gateway) = a.gateway {
+                wanted.push((b.name.as_str(), gateway));
+            }
+        }
+    }
+    for (dev, gateway) in &wanted {
+        let family = Family::of(gateway);
+        let same = |r: &&LiveRoute| Family::of(&r.gateway) == family;
+        if live
+            .routes
+            .iter()
+            .any(|r| r.dev == *dev && r.gateway == *gateway)
+        {
+            continue;
+        }
+        if let Some(other) = live.routes.iter().filter(same).find(|r| r.proto != PROTO) {
+            p.refusals.push(format!(
+                "the default {} route is via {} dev {}, and netc did not add it; delete it by \
+                 hand (ip route del default via {}) for netc to route via {gateway} dev {dev}",
+                family.name(),
+                other.gateway,
+                other.dev,
+                other.gateway
+            ));
+            continue;
+        }
+        ph.routes.push(NetOp::AddRoute {
+            dev: dev.to_string(),
+            gateway: *gateway,
+            proto: PROTO,
+        });
+    }
+    for r in &live.routes {
+        let op = NetOp::DelRoute {
+            dev: r.dev.clone(),
+            gateway: r.gateway,
+            proto: r.proto,
+        };
+        if r.proto == PROTO && !wanted.contains(&(r.dev.as_str(), r.gateway)) {
+            ph.remove_routes.push(op);
+        } else if r.gateway.is_ipv4() && ph.remove_addrs.iter().any(|a| removes_way_to(a, r)) {
+            // The kernel drops an IPv4 route whose gateway loses its connected subnet, and
+            // does not bring it back: take it out first and put it back (as it was) after.
+            ph.remove_routes.push(op);
+            ph.routes.push(NetOp::AddRoute {
+                dev: r.dev.clone(),
+                gateway: r.gateway,
+                proto: r.proto,
+            });
+        }
+    }
+}
+
+/// Whether `op` deletes the address through which `route`'s gateway is reached.
+fn removes_way_to(op: &NetOp, route: &LiveRoute) -> bool {
+    matches!(op, NetOp::DelAddr { dev, net, .. } if *dev == route.dev && net.trunc().contains(&route.gateway))
+}
+
+/// Links netc created that the topology no longer has: unhook, down, delete — unless
+/// something netc did not add hangs on them.
+fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: &mut Phases) {
+    let going = |l: &LiveLink| l.owned() && !wanted.contains(&l.name) && !foreign_name(&l.name);
+    // Ports first, then bridges, so no bridge goes while a port still points at it.
+    let mut order: Vec<&LiveLink> = live.links.iter().filter(|l| going(l)).collect();
+    order.sort_by_key(|l| l.kind.as_deref() == Some("bridge"));
+    for l in order {
+        let Some(kind) = l.kind() else {
+            p.notes.push(format!(
+                "{} carries netc's mark but is a {} link; left alone",
+                l.name,
+                l.kind.as_deref().unwrap_or("plain")
+            ));
+            continue;
+        };
+        let foreign_ports: Vec<&str> = live
+            .links
+            .iter()
+            .filter(|x| x.master.as_deref() == Some(&l.name) && !going(x))
+            .map(|x| x.name.as_str())
+            .collect();
+        let foreign_addrs: Vec<String> = live
+            .addrs
+            .iter()
+            .filter(|a| a.dev == l.name && a.proto != PROTO && !a.kernel_made())
+            .map(|a| a.net.to_string())
+            .collect();
+        if !foreign_ports.is_empty() || !foreign_addrs.is_empty() {
+            p.notes.push(format!(
+                "{} is no longer in the topology but still carries {}; left in place",
+                l.name,
+                [foreign_ports.join(", "), foreign_addrs.join(", ")]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        }
+        if l.master.is_some() {
+            ph.remove.push(NetOp::SetMaster {
+                link: l.name.clone(),
+                master: None,
+                was: l.master.clone(),
+            });
+        }
+        if l.up {
+            ph.remove.push(NetOp::SetUp {
+                link: l.name.clone(),
+                up: false,
+            });
+        }
+        ph.remove.push(NetOp::DelLink {
+            name: l.name.clone(),
+            kind,
+        });
+    }
+}
+
+/// The local end of an SSH session (`$SSH_CONNECTION` = client port server port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub client: IpAddr,
+    pub server: IpAddr,
+}
+
+impl Session {
+    pub fn from_env(value: &str) -> Option<Session> {
+        let mut words = value.split_whitespace();
+        let client = words.next()?.parse().ok()?;
+        let server = words.nth(1)?.parse().ok()?;
+        Some(Session { client, server })
+    }
+}
+
+/// Why `ops` would cut `session` off, if they would: they remove the address it connects
+/// to, or the link or default route its replies leave by.
+pub fn lockout(live: &LiveNet, ops: &[NetOp], session: Session) -> Option<String> {
+    let family = Family::of(&session.client);
+    // The way out: the most specific connected subnet, else the default route.
+    let connected = live
+        .addrs
+        .iter()
+        .filter(|a| a.net.trunc().contains(&session.client))
+        .max_by_key(|a| a.net.prefix_len())
+        .map(|a| (a.dev.as_str(), None));
+    let default = || {
+        live.routes
+            .iter()
+            .find(|r| Family::of(&r.gateway) == family)
+            .map(|r| (r.dev.as_str(), Some(r.gateway)))
+    };
+    let path = connected.or_else(default);
+    for op in ops {
+        let cut = match (op, path) {
+            (NetOp::DelAddr { net, .. }, _) if net.addr() == session.server => true,
+            (NetOp::DelLink { name, .. }, Some((dev, _))) => name == dev,
+            (NetOp::SetUp { link, up: false }, Some((dev, _))) => link == dev,
+            (NetOp::SetMaster { link, .. }, Some((dev, _))) => link == dev,
+            (NetOp::DelRoute { dev, gateway, .. }, Some((d, Some(g)))) => dev == d && *gateway == g,
+            _ => false,
+        };
+        if cut {
+            return Some(format!(
+                "this SSH session ({} → {}) depends on what this change removes: {op}",
+                session.client, session.server
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Address, Bridge};
+
+    fn host() -> Host {
+        Host {
+            name: "h".into(),
+            management_server: false,
+            agent: None,
+            nics: vec!["eno1".into()],
+            bridges: vec![Bridge {
+                name: "br5".into(),
+                vlan: 5,
+                nic: "eno1".into(),
+                addresses: vec![Address {
+                    net: "10.0.5.2/24".parse().unwrap(),
+                    gateway: Some("10.0.5.1".parse().unwrap()),
+                }],
+            }],
+        }
+    }
+
+    fn link(name: &str, kind: Option<&str>) -> LiveLink {
+        LiveLink {
+            name: name.into(),
+            kind: kind.map(Into::into),
+            up: true,
+            ..LiveLink::default()
+        }
+    }
+
+    /// The host as a first apply leaves it.
+    fn applied() -> LiveNet {
+        LiveNet {
+            links: vec![
+                link("eno1", None),
+                LiveLink {
+                    alias: Some(ALIAS.into()),
+                    ..link("br5", Some("bridge"))
+                },
+                LiveLink {
+                    alias: Some(ALIAS.into()),
+                    vlan: Some(("eno1".into(), 5)),
+                    master: Some("br5".into()),
+                    ..link("eno1.5", Some("vlan"))
+                },
+            ],
+            addrs: vec![LiveAddr {
+                dev: "br5".into(),
+                net: "10.0.5.2/24".parse().unwrap(),
+                proto: PROTO,
+            }],
+            routes: vec![LiveRoute {
+                dev: "br5".into(),
+                gateway: "10.0.5.1".parse().unwrap(),
+                proto: PROTO,
+            }],
+        }
+    }
+
+    fn lines(p: &NetPlan) -> Vec<String> {
+        p.ops.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn an_applied_host_needs_nothing_and_every_op_undoes() {
+        assert_eq!(plan(&host(), &applied()), NetPlan::default());
+        let fresh = LiveNet {
+            links: vec![link("eno1", None)],
+            ..LiveNet::default()
+        };
+        let p = plan(&host(), &fresh);
+        assert_eq!(
+            lines(&p),
+            [
+                "+ link br5 (bridge)",
+                "+ link eno1.5 (VLAN 5 on eno1)",
+                "~ eno1.5: master none → br5",
+                "~ br5: down → up",
+                "~ eno1.5: down → up",
+                "+ address 10.0.5.2/24 on br5",
+                "+ default route via 10.0.5.1 dev br5",
+            ]
+        );
+        for op in &p.ops {
+            assert_eq!(op.inverse().inverse(), *op);
+        }
+    }
+
+    #[test]
+    fn a_changed_address_takes_its_ipv4_route_out_and_back() {
+        let mut h = host();
+        h.bridges[0].addresses[0].net = "10.0.5.3/24".parse().unwrap();
+        let mut live = applied();
+        live.routes[0].proto = 3; // ifupdown's (proto boot): not netc's, kept as it was
+        assert_eq!(
+            lines(&plan(&h, &live)),
+            [
+                "- default route via 10.0.5.1 dev br5",
+                "- address 10.0.5.2/24 on br5",
+                "+ address 10.0.5.3/24 on br5",
+                "+ default route via 10.0.5.1 dev br5",
+            ]
+        );
+        assert!(matches!(
+            plan(&h, &live).ops.last(),
+            Some(NetOp::AddRoute { proto: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn what_netc_did_not_make_is_never_removed_and_conflicts_refuse() {
+        let mut live = applied();
+        // Not netc's: an address, a default route elsewhere, and CloudStack's bridge.
+        live.addrs[0].proto = 0;
+        live.routes[0] = LiveRoute {
+            dev: "eno1".into(),
+            gateway: "10.9.9.1".parse().unwrap(),
+            proto: 3,
+        };
+        live.links.push(link("breno1-5", Some("bridge")));
+        let p = plan(&host(), &live);
+        assert_eq!(p.ops, []);
+        assert_eq!(p.refusals.len(), 1, "{p:?}");
+        assert!(p.refusals[0].starts_with("the default IPv4 route is via 10.9.9.1 dev eno1"));
+
+        let mut h = host();
+        h.bridges[0].name = "virbr0".into();
+        let p = plan(&h, &applied());
+        assert!(
+            p.refusals[0].starts_with("virbr0 is named like a libvirt or CloudStack link"),
+            "{p:?}"
+        );
+        // br5 goes (netc made it), and nothing touches virbr0.
+        assert!(
+            lines(&p).contains(&"- link br5 (bridge)".to_string()),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn foreign_names() {
+        for name in [
+            "vnet0",
+            "virbr0",
+            "cloudVirBr529",
+            "breno1-529",
+            "brens1f0np0-4094",
+        ] {
+            assert!(foreign_name(name), "{name}");
+        }
+        for name in ["br529", "eno1.529", "br-x", "br5-"] {
+            assert!(!foreign_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn lockout_follows_the_session_address_and_path() {
+        let live = applied();
+        let via_subnet = Session::from_env("10.0.5.77 50000 10.0.5.2 22").unwrap();
+        let via_gateway = Session::from_env("203.0.113.7 50000 10.0.5.2 22").unwrap();
+        let del_addr = NetOp::DelAddr {
+            dev: "br5".into(),
+            net: "10.0.5.2/24".parse().unwrap(),
+            proto: PROTO,
+        };
+        let del_route = NetOp::DelRoute {
+            dev: "br5".into(),
+            gateway: "10.0.5.1".parse().unwrap(),
+            proto: PROTO,
+        };
+        let down = NetOp::SetUp {
+            link: "br5".into(),
+            up: false,
+        };
+        assert!(lockout(&live, &[del_addr], via_subnet).is_some());
+        assert!(lockout(&live, std::slice::from_ref(&down), via_subnet).is_some());
+        assert!(lockout(&live, std::slice::from_ref(&del_route), via_subnet).is_none());
+        assert!(lockout(&live, &[del_route], via_gateway).is_some());
+        let other = NetOp::SetUp {
+            link: "eno9".into(),
+            up: false,
+        };
+        assert!(lockout(&live, &[other], via_gateway).is_none());
+        assert_eq!(Session::from_env("garbage"), None);
+    }
+}
