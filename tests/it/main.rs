@@ -1,6 +1,7 @@
 //! netc's one integration-test binary. Fixtures live in tests/fixtures; rendered output and
 //! diagnostics are insta snapshots in tests/it/snapshots (review each change).
 
+mod apply;
 mod apply_iptables;
 mod cli;
 mod diagnostics;

@@ -1,0 +1,512 @@
+//! `netc apply` on a live host: a network namespace per test, veths as the host's NICs, a
+//! scratch directory as its `/`. This kernel has no 802.1Q, so the VLAN subinterfaces are
+//! veths made beforehand (apply uses a link it finds under the right name, and says so);
+//! the VM test creates real VLANs with apply.
+//!
+//! The judges are the kernel (`ip -j`), `iptables-save`, the files, and `ip monitor` /
+//! `nft monitor` for "changed nothing".
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::netns::{Netns, available};
+use crate::support::*;
+
+const TOOLS: &[&str] = &[
+    "iptables-save",
+    "ip6tables-save",
+    "iptables-restore",
+    "ip6tables-restore",
+    "nft",
+];
+
+/// chamomile of the real topology, in a namespace.
+struct Host {
+    ns: Netns,
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// chamomile's NICs and VLAN ports as veths (peers `x0`, `x1`, …), and the topology.
+    fn new(tag: &str) -> Host {
+        let ns = Netns::new(tag);
+        for (i, name) in ["eno1", "eno2", "eno1.529", "eno2.425", "eno2.134"]
+            .iter()
+            .enumerate()
+        {
+            ns.ok(&[
+                "ip",
+                "link",
+                "add",
+                name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("x{i}"),
+            ]);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::copy(
+            root().join("topology/csc.csn"),
+            dir.path().join("topology.csn"),
+        )
+        .unwrap();
+        Host { ns, dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn edit_topology(&self, edits: &[(&str, &str)]) {
+        let path = self.dir.path().join("topology.csn");
+        let mut text = fs::read_to_string(&path).unwrap();
+        for (old, new) in edits {
+            assert!(text.contains(old), "the topology has no `{old}`");
+            text = text.replacen(old, new, 1);
+        }
+        fs::write(path, text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns.name, env!("CARGO_BIN_EXE_netc")])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("SSH_CONNECTION");
+        c
+    }
+
+    /// `netc <verb> topology.csn --host chamomile --root ROOT [extra]`.
+    fn netc(&self, verb: &str, extra: &[&str]) -> Output {
+        let root = self.root();
+        let mut args = vec![
+            verb,
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--root",
+            root.to_str().unwrap(),
+        ];
+        if verb == "apply" {
+            args.push("--force-host");
+        }
+        args.extend(extra);
+        self.command(&args).output().unwrap()
+    }
+
+    fn apply_ok(&self, extra: &[&str]) -> String {
+        let o = self.netc("apply", extra);
+        assert_exit(&o, 0, "");
+        stdout(&o)
+    }
+
+    /// The kernel's view, without what changes by itself (counters, timers, carrier).
+    fn kernel(&self) -> String {
+        let mut out = String::new();
+        for args in [
+            &["ip", "-br", "link"][..],
+            &["ip", "-br", "addr"],
+            &["ip", "route"],
+            &["ip", "-6", "route"],
+            &["iptables-save", "-t", "filter"],
+            &["ip6tables-save", "-t", "filter"],
+        ] {
+            let text = self.ns.ok(args);
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                out += &line.replace("LOWERLAYERDOWN", "DOWN");
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// `ip monitor` and `nft monitor` in the namespace, until [`Monitor::stop`].
+    fn monitor(&self) -> Monitor {
+        let spawn = |args: &[&str]| {
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns.name])
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let m = Monitor {
+            children: vec![
+                spawn(&["ip", "monitor", "link", "address", "route"]),
+                spawn(&["nft", "monitor"]),
+            ],
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        m
+    }
+
+    fn pending(&self) -> PathBuf {
+        self.root().join("var/lib/netc/pending.json")
+    }
+}
+
+struct Monitor {
+    children: Vec<Child>,
+}
+
+impl Monitor {
+    /// Everything the monitors saw.
+    fn stop(self) -> String {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut seen = String::new();
+        for mut c in self.children {
+            c.kill().unwrap();
+            seen += &String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout);
+        }
+        seen
+    }
+}
+
+fn ready() -> bool {
+    available("netc apply", TOOLS)
+}
+
+/// (path, bytes, inode, mtime) of every file under `root`.
+fn files(root: &Path) -> Vec<(String, Vec<u8>, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    read_tree(root)
+        .into_iter()
+        .map(|(rel, bytes)| {
+            let m = fs::metadata(root.join(&rel)).unwrap();
+            (
+                rel,
+                bytes,
+                m.ino(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn apply_builds_the_host_keeps_foreign_objects_and_then_changes_nothing() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("apply");
+    // What libvirt, CloudStack and the agent have on a real host.
+    let ns = &h.ns;
+    ns.ok(&["ip", "link", "add", "cloudVirBr529", "type", "bridge"]);
+    ns.ok(&["ip", "link", "add", "breno1-529", "type", "bridge"]);
+    ns.ok(&[
+        "ip", "link", "add", "vnet0", "type", "veth", "peer", "name", "vnet0p",
+    ]);
+    ns.ok(&["ip", "link", "set", "vnet0", "master", "cloudVirBr529"]);
+    ns.ok(&["ip", "addr", "add", "10.1.1.1/24", "dev", "breno1-529"]);
+    ns.run_stdin(
+        &["iptables-restore", "--noflush"],
+        "*filter\n:LIBVIRT_INP - [0:0]\n-A INPUT -j LIBVIRT_INP\n-A LIBVIRT_INP -i virbr0 -p udp -m udp --dport 53 -j ACCEPT\nCOMMIT\n",
+    );
+    let agent = h.root().join("etc/cloudstack/agent/agent.properties");
+    fs::create_dir_all(agent.parent().unwrap()).unwrap();
+    let agent_before = "#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=192.0.2.23,192.0.2.21@roundrobin\nprivate.network.device=cloudbr0\n";
+    fs::write(&agent, agent_before).unwrap();
+    let foreign = |h: &Host| {
+        let links =
+            h.ns.ok(&["ip", "-o", "link", "show", "master", "cloudVirBr529"]);
+        let addr = h.ns.ok(&["ip", "-br", "addr", "show", "breno1-529"]);
+        let chain = h.ns.ok(&["iptables", "-S", "LIBVIRT_INP"]);
+        (links.contains("vnet0"), addr.contains("10.1.1.1/24"), chain)
+    };
+    let foreign_before = foreign(&h);
+
+    let out = h.apply_ok(&[]);
+    assert!(out.contains("+ link br529 (bridge)"), "{out}");
+
+    // The kernel carries chamomile: bridges marked as netc's, ports, addresses, routes.
+    let link = |name: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(
+            &h.ns.ok(&["ip", "-j", "-d", "link", "show", name]),
+        )
+        .unwrap()[0]
+            .clone()
+    };
+    for (bridge, port) in [
+        ("br529", "eno1.529"),
+        ("br425", "eno2.425"),
+        ("br134", "eno2.134"),
+    ] {
+        assert_eq!(link(bridge)["ifalias"], "netc", "{bridge}");
+        assert_eq!(link(bridge)["linkinfo"]["info_kind"], "bridge");
+        assert_eq!(link(port)["master"], bridge);
+        assert!(
+            link(port)["flags"].to_string().contains("\"UP\""),
+            "{port} up"
+        );
+    }
+    let addrs = h.ns.ok(&["ip", "addr", "show", "br134"]);
+    // (iproute2 here does not print an address's protocol; the change test shows netc
+    // finds its mark again: it removes the address it added.)
+    assert!(addrs.contains("inet 198.51.100.23/24"), "{addrs}");
+    let routes = h.ns.ok(&["ip", "route", "show", "default"]);
+    assert!(
+        routes.contains("default via 198.51.100.1 dev br134 proto 78"),
+        "{routes}"
+    );
+    let routes6 = h.ns.ok(&["ip", "-6", "route", "show", "default"]);
+    assert!(
+        routes6.contains("default via 2620:101:f000:4901::1 dev br134 proto 78"),
+        "{routes6}"
+    );
+    let save = h.ns.ok(&["iptables-save", "-t", "filter"]);
+    assert!(save.contains("-A INPUT -j CLOUDSTACK-SERVICES"), "{save}");
+    assert!(h.root().join("etc/network/interfaces").exists());
+
+    // Nothing foreign moved; the agent's own keys and reordering stayed.
+    assert_eq!(foreign(&h), foreign_before);
+    let agent_after = fs::read_to_string(&agent).unwrap();
+    assert!(agent_after.starts_with("#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=192.0.2.23,192.0.2.21@roundrobin\nprivate.network.device=br529\n"), "{agent_after}");
+
+    // Again: nothing to do, and provably nothing done.
+    let kernel = h.kernel();
+    let before = files(&h.root());
+    let monitor = h.monitor();
+    let o = h.netc("apply", &[]);
+    let seen = monitor.stop();
+    assert!(
+        seen.trim().is_empty(),
+        "the second apply changed the kernel:\n{seen}"
+    );
+    assert_exit(&o, 0, "");
+    assert!(
+        stdout(&o).starts_with("chamomile: no changes\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(files(&h.root()), before, "the second apply touched files");
+    assert_eq!(h.kernel(), kernel);
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn apply_makes_exactly_the_planned_change() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("change");
+    h.ns.ok(&[
+        "ip", "link", "add", "eno1.600", "type", "veth", "peer", "name", "x9",
+    ]);
+    h.apply_ok(&[]);
+    let br600 = "    bridge br600 vlan 600 on eno1 {\n        address 203.0.113.23\n    }\n";
+    let chamomile_br134 = "        address 198.51.100.23                # illustrative\n    }\n";
+    h.edit_topology(&[
+        // A new VLAN and a bridge on it; a changed address; a new allowed source.
+        (
+            "vlan 134 \"",
+            "vlan 600 \"backup\" {\n    prefix 203.0.113.0/24\n}\n\nvlan 134 \"",
+        ),
+        (chamomile_br134, &format!("{chamomile_br134}{br600}")),
+        ("address 198.51.100.23", "address 198.51.100.24"),
+        ("allow vlan 529", "allow vlan 529\n    allow 203.0.113.9"),
+    ]);
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    insta::assert_snapshot!("apply_change_plan", stdout(&o));
+
+    h.apply_ok(&[]);
+    let addrs = h.ns.ok(&["ip", "-br", "addr"]);
+    assert!(
+        addrs.contains("203.0.113.23/24") && addrs.contains("198.51.100.24/24"),
+        "{addrs}"
+    );
+    assert!(!addrs.contains("198.51.100.23/24"), "{addrs}");
+    let save = h.ns.ok(&["iptables-save", "-t", "filter"]);
+    assert!(
+        save.contains("-A CLOUDSTACK-SERVICES -s 203.0.113.9/32 -j RETURN"),
+        "{save}"
+    );
+    assert!(
+        h.ns.ok(&["ip", "route", "show", "default"])
+            .contains("via 198.51.100.1 dev br134")
+    );
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    // Dropping the bridge: netc made br600, but not its port (a veth here, where 802.1Q is
+    // missing), so it leaves both.
+    h.edit_topology(&[(br600, "")]);
+    let out = h.apply_ok(&[]);
+    assert!(
+        out.contains(
+            "br600 is no longer in the topology but still carries eno1.600; left in place"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failing_step_rolls_back_everything_done_before_it() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("fail");
+    let kernel = h.kernel();
+    // keepalived.conf cannot be installed: a file is where its directory should be. By
+    // then the network, the interfaces file and the rules files are done.
+    fs::create_dir_all(h.root().join("etc")).unwrap();
+    fs::write(h.root().join("etc/keepalived"), "in the way").unwrap();
+    let o = h.netc("apply", &[]);
+    assert_exit(&o, 1, "apply failed: install ");
+    assert!(stderr(&o).contains("rolled back the "), "{}", stderr(&o));
+    assert_eq!(h.kernel(), kernel, "the kernel is as it was");
+    assert!(!h.root().join("etc/network/interfaces").exists());
+    assert!(!h.root().join("etc/iptables/rules.v4").exists());
+}
+
+#[test]
+fn an_unconfirmed_apply_is_undone_by_the_timer_even_when_the_session_dies() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("confirm");
+    h.apply_ok(&[]);
+    let kernel = h.kernel();
+    let interfaces = fs::read(h.root().join("etc/network/interfaces")).unwrap();
+    h.edit_topology(&[("address 198.51.100.23", "address 198.51.100.24")]);
+
+    // The "session": a process group that runs apply and then dies by SIGKILL.
+    let root = h.root();
+    let netc = env!("CARGO_BIN_EXE_netc");
+    let mut session = Command::new("ip");
+    session
+        .args(["netns", "exec", &h.ns.name, "sh", "-c"])
+        .arg(format!(
+            "{netc} apply topology.csn --host chamomile --force-host --root {} --confirm 2 && sleep 60",
+            root.display()
+        ))
+        .current_dir(h.dir.path())
+        .env_remove("SSH_CONNECTION")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut session, 0);
+    let mut child = session.spawn().unwrap();
+    wait_for(|| h.pending().exists(), "the pending apply");
+    assert!(h.ns.ok(&["ip", "-br", "addr"]).contains("198.51.100.24/24"));
+    let group = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process_group(group, rustix::process::Signal::KILL).unwrap();
+    child.wait().unwrap();
+
+    wait_for(|| !h.pending().exists(), "the rollback");
+    assert_eq!(h.kernel(), kernel, "undone");
+    assert_eq!(
+        fs::read(h.root().join("etc/network/interfaces")).unwrap(),
+        interfaces
+    );
+    let log = fs::read_to_string(h.root().join("var/lib/netc/rollback.log")).unwrap();
+    assert!(log.contains("rolled back; the host is as it was"), "{log}");
+
+    // Confirmed in time: it stays, and the timer leaves it.
+    let out = h.netc("apply", &["--confirm", "2"]);
+    assert_exit(&out, 0, "run `netc confirm` within 2 s");
+    let o = h
+        .command(&["confirm", "--root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "confirmed");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(h.ns.ok(&["ip", "-br", "addr"]).contains("198.51.100.24/24"));
+    let o = h
+        .command(&["confirm", "--root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&o, 1, "nothing to confirm");
+}
+
+#[test]
+fn the_lockout_guard_keeps_the_ssh_session_address() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("lockout");
+    h.apply_ok(&[]);
+    h.edit_topology(&[("address 198.51.100.23", "address 198.51.100.24")]);
+    let kernel = h.kernel();
+    let root = h.root();
+    let args = [
+        "apply",
+        "topology.csn",
+        "--host",
+        "chamomile",
+        "--force-host",
+        "--root",
+        root.to_str().unwrap(),
+    ];
+    let o = h
+        .command(&args)
+        .env("SSH_CONNECTION", "198.51.100.77 50022 198.51.100.23 22")
+        .output()
+        .unwrap();
+    assert_exit(
+        &o,
+        1,
+        "this SSH session (198.51.100.77 → 198.51.100.23) depends on",
+    );
+    assert_eq!(h.kernel(), kernel, "nothing changed");
+    // A session over the other VLAN is not in the way.
+    let o = h
+        .command(&args)
+        .env("SSH_CONNECTION", "192.0.2.77 50022 192.0.2.23 22")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "applied");
+}
+
+#[test]
+fn apply_refuses_the_wrong_host_and_a_missing_nic() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("refuse");
+    let root = h.root();
+    let o = h
+        .command(&[
+            "apply",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(
+        &o,
+        1,
+        ", not `chamomile`; apply runs on the host it configures",
+    );
+    h.ns.ok(&["ip", "link", "del", "eno2"]);
+    let kernel = h.kernel();
+    let o = h.netc("apply", &[]);
+    assert_exit(&o, 1, "refusing to apply");
+    assert!(
+        stdout(&o).contains("refused: NIC eno2 does not exist on this host"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(h.kernel(), kernel);
+    assert!(!root.join("etc").exists());
+}
+
+fn wait_for(cond: impl Fn() -> bool, what: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
