@@ -166,3 +166,64 @@ fn vlans_come_up_in_a_vm() {
         start.elapsed()
     );
 }
+
+/// `netc apply` creates real 802.1Q subinterfaces: chamomile in a VM, with a peer on the
+/// other end of each NIC's wire. Apply again: nothing to do.
+#[test]
+fn apply_creates_vlans_in_a_vm() {
+    if !available(
+        "netc apply in a VM",
+        &["qemu-system-x86_64", "busybox", "cpio", "dash"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_netc"), d.join("bin/netc")).unwrap();
+    std::fs::copy(root().join("topology/csc.csn"), d.join("csc.csn")).unwrap();
+    // The VM has no iptables: the nftables target's file is installed, not loaded.
+    std::fs::write(d.join("netc.toml"), "[firewall]\ntarget = \"nftables\"\n").unwrap();
+    // eno1 = NIC 1 (peer: NIC 2), eno2 = NIC 3 (peer: NIC 4).
+    let script = format!(
+        "set -eu\n\
+         byname() {{ for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"$1\" ] && {{ echo ${{d##*/}}; return 0; }}; done; return 1; }}\n\
+         ip link set \"$(byname {m1})\" name eno1\n\
+         ip link set \"$(byname {m3})\" name eno2\n\
+         ip netns add p\n\
+         ip link set \"$(byname {m4})\" netns p\n\
+         ip -n p link set \"$(ip netns exec p ls /sys/class/net | grep -v lo)\" name peer up\n\
+         sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0\n\
+         cd /netc\n\
+         netc apply csc.csn --host chamomile --force-host --root /netc/root\n\
+         cat /proc/net/vlan/config\n\
+         for v in 'eno1.529 *| 529 *| eno1' 'eno2.425 *| 425 *| eno2' 'eno2.134 *| 134 *| eno2'; do grep -Eq \"^$v$\" /proc/net/vlan/config; done\n\
+         ip -d link show eno2.134 | grep -q 'master br134'\n\
+         ip link show br134 | grep -q 'alias netc'\n\
+         ip -n p link add link peer name peer.4000 type vlan id 4000; ip -n p link set peer.4000 up\n\
+         ip -n p addr add 198.51.100.250/24 dev peer.4000\n\
+         if ip netns exec p ping -c 1 -W 1 198.51.100.23; then echo 'reached on the wrong tag' >&2; exit 1; fi\n\
+         ip -n p link del peer.4000\n\
+         ip -n p link add link peer name peer.134 type vlan id 134; ip -n p link set peer.134 up\n\
+         ip -n p addr add 198.51.100.250/24 dev peer.134\n\
+         ip netns exec p ping -c 1 -W 3 198.51.100.23\n\
+         netc apply csc.csn --host chamomile --force-host --root /netc/root > again.txt\n\
+         cat again.txt\n\
+         grep -q '^chamomile: no changes$' again.txt\n\
+         echo 'apply ok'\n",
+        m1 = mac(1),
+        m3 = mac(3),
+        m4 = mac(4),
+    );
+    std::fs::write(d.join("test.sh"), script).unwrap();
+    let o = std::process::Command::new(root().join("tests/vm/boot"))
+        .args([d.to_str().unwrap(), "4"])
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && console.contains("apply ok"),
+        "the VM apply test failed:\n{console}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
