@@ -29,6 +29,12 @@ pub enum Step {
         family: Family,
         restore: String,
     },
+    /// `nft -f` this script (one transaction), then record it and the table's listing at
+    /// `record` ([`crate::plan::NftRecord`]).
+    Nft {
+        script: String,
+        record: PathBuf,
+    },
     /// Put `content` at `path` (`None`: remove it). `reload`: keepalived's config — check it
     /// with `keepalived -t` first, and reload a running keepalived after.
     File {
@@ -43,6 +49,7 @@ impl fmt::Display for Step {
         match self {
             Step::Net(op) => write!(f, "{op}"),
             Step::Iptables { family, .. } => write!(f, "restore netc's {} chains", family.name()),
+            Step::Nft { .. } => write!(f, "load table inet netc"),
             Step::File {
                 path,
                 content: Some(_),
@@ -75,6 +82,18 @@ impl Step {
         match self {
             Step::Net(op) => sys.kernel.execute(op),
             Step::Iptables { family, restore } => iptables_restore(*family, restore),
+            Step::Nft { script, record } => {
+                pipe(Command::new("nft").args(["-f", "-"]), script)?;
+                let r = crate::plan::NftRecord {
+                    script: script.clone(),
+                    listing: nft_list()?,
+                };
+                if let Some(dir) = record.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                let json = serde_json::to_vec(&r).expect("plain data");
+                install::install(record, &json, Backup::Skip).map(|_| ())
+            }
             Step::File {
                 path,
                 content,
@@ -109,8 +128,12 @@ fn iptables_restore(family: Family, input: &str) -> io::Result<()> {
         Family::V4 => "iptables-restore",
         Family::V6 => "ip6tables-restore",
     };
-    let mut child = Command::new(tool)
-        .arg("--noflush")
+    pipe(Command::new(tool).arg("--noflush"), input)
+}
+
+/// Runs `cmd` with `input` on stdin; its stderr is the error if it fails.
+fn pipe(cmd: &mut Command, input: &str) -> io::Result<()> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -125,8 +148,27 @@ fn iptables_restore(family: Family, input: &str) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::other(format!(
-            "{tool} --noflush failed: {}",
+            "{cmd:?} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// `nft list table inet netc`, or `None` when there is no such table.
+pub fn nft_list() -> io::Result<Option<String>> {
+    let o = Command::new("nft")
+        .args(["list", "table", "inet", "netc"])
+        .output()?;
+    if o.status.success() {
+        return Ok(Some(String::from_utf8_lossy(&o.stdout).into_owned()));
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("No such file or directory") {
+        Ok(None)
+    } else {
+        Err(io::Error::other(format!(
+            "nft list table inet netc: {}",
+            err.trim()
         )))
     }
 }

@@ -65,10 +65,24 @@ pub struct Live<'a> {
     pub root: &'a Path,
     pub net: &'a LiveNet,
     pub iptables_save: &'a dyn Fn(Family) -> std::io::Result<String>,
+    /// `nft list table inet netc`; `None` when there is no such table.
+    pub nft_list: &'a dyn Fn() -> std::io::Result<Option<String>>,
+    /// Where apply records what it loaded into nftables (see [`NftRecord`]).
+    pub nft_record: &'a Path,
+}
+
+/// What the last apply loaded into the `inet netc` table and what the kernel listed after.
+/// The table is current when both still hold: the render is the same and nobody changed the
+/// table since (its listing is the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NftRecord {
+    pub script: String,
+    pub listing: Option<String>,
 }
 
 pub const AGENT_PROPERTIES: &str = "etc/cloudstack/agent/agent.properties";
 pub const KEEPALIVED_CONF: &str = "etc/keepalived/keepalived.conf";
+pub const NFT: &str = "etc/nftables.d/netc.nft";
 
 pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::io::Result<Plan> {
     let net = net::plan(host, live.net);
@@ -118,6 +132,31 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
                 plan.agent.push(AgentKey { key, found, wanted });
             }
             continue;
+        }
+        if rel == NFT {
+            let listing = (live.nft_list)()?;
+            let record: Option<NftRecord> =
+                read(live.nft_record)?.and_then(|t| serde_json::from_str(&t).ok());
+            let change = match &record {
+                _ if listing.is_none() => Some("create table inet netc"),
+                Some(r) if r.listing != listing => {
+                    Some("reload table inet netc (changed since netc loaded it)")
+                }
+                Some(r) if r.script == artefact.text => None,
+                _ => Some("reload table inet netc"),
+            };
+            if let Some(change) = change {
+                plan.firewall.push(change.to_string());
+                let undo = format!(
+                    "table inet netc\ndelete table inet netc\n{}",
+                    listing.as_deref().unwrap_or("")
+                );
+                let step = |script| Step::Nft {
+                    script,
+                    record: live.nft_record.to_path_buf(),
+                };
+                firewall_steps.push((step(artefact.text.clone()), step(undo)));
+            }
         }
         // The live firewall can differ from the rules file, whether or not the file is current.
         if let Some(family) = rules_family(&rel) {
@@ -200,7 +239,7 @@ pub fn text(p: &Plan) -> String {
         }
     }
     if !p.firewall.is_empty() {
-        out += "  firewall (iptables)\n";
+        out += "  firewall\n";
         for c in &p.firewall {
             out += &format!("    ~ {c}\n");
         }

@@ -64,6 +64,8 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), ExitCode> {
         root: t.root,
         net: &net,
         iptables_save: &iptables_save,
+        nft_list: &apply::nft_list,
+        nft_record: &state(t.root).dir.join("nft.json"),
     };
     let plan = netc::plan::plan(topology, host, settings.firewall.target, &live)
         .map_err(|e| error_1(format!("cannot read the live state: {e}")))?;

@@ -510,3 +510,61 @@ fn wait_for(cond: impl Fn() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("nft");
+    fs::write(
+        h.dir.path().join("netc.toml"),
+        "[firewall]\ntarget = \"nftables\"\n",
+    )
+    .unwrap();
+    h.ns.ok(&[
+        "nft",
+        "add table inet other; add chain inet other c { type filter hook input priority 10; }",
+    ]);
+    let out = h.apply_ok(&[]);
+    assert!(
+        out.contains("  firewall\n    ~ create table inet netc\n"),
+        "{out}"
+    );
+    let table = h.ns.ok(&["nft", "list", "table", "inet", "netc"]);
+    assert!(table.contains("elements = { 192.0.2.0 }"), "{table}");
+    assert!(
+        h.ns.ok(&["nft", "list", "tables"])
+            .contains("table inet other")
+    );
+    assert!(!h.ns.ok(&["iptables-save"]).contains("CLOUDSTACK"));
+
+    let monitor = h.monitor();
+    let o = h.netc("apply", &[]);
+    let seen = monitor.stop();
+    assert!(
+        seen.trim().is_empty(),
+        "the second apply changed the kernel:\n{seen}"
+    );
+    assert!(
+        stdout(&o).starts_with("chamomile: no changes\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A hand edit is drift: plan says so, apply puts the table back.
+    h.ns.ok(&[
+        "nft",
+        "add element inet netc CLOUDSTACK-SERVICES_v4_24 { 10.0.0.0 }",
+    ]);
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ reload table inet netc (changed since netc loaded it)"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    assert_eq!(h.ns.ok(&["nft", "list", "table", "inet", "netc"]), table);
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}

@@ -173,7 +173,7 @@ fn vlans_come_up_in_a_vm() {
 fn apply_creates_vlans_in_a_vm() {
     if !available(
         "netc apply in a VM",
-        &["qemu-system-x86_64", "busybox", "cpio", "dash"],
+        &["qemu-system-x86_64", "busybox", "cpio", "dash", "nft"],
     ) {
         return;
     }
@@ -182,8 +182,15 @@ fn apply_creates_vlans_in_a_vm() {
     std::fs::create_dir(d.join("bin")).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_netc"), d.join("bin/netc")).unwrap();
     std::fs::copy(root().join("topology/csc.csn"), d.join("csc.csn")).unwrap();
-    // The VM has no iptables: the nftables target's file is installed, not loaded.
+    // The firewall as nftables: nft and its modules go into the VM.
     std::fs::write(d.join("netc.toml"), "[firewall]\ntarget = \"nftables\"\n").unwrap();
+    std::fs::copy(crate::netns::which("nft").unwrap(), d.join("bin/nft")).unwrap();
+    // libcrc32c (for nf_tables) wants a crc32c implementation loaded first.
+    std::fs::write(
+        d.join("modules"),
+        "crc32c_generic\nnf_tables\nnft_reject_inet\n",
+    )
+    .unwrap();
     // eno1 = NIC 1 (peer: NIC 2), eno2 = NIC 3 (peer: NIC 4).
     let script = format!(
         "set -eu\n\
@@ -200,6 +207,7 @@ fn apply_creates_vlans_in_a_vm() {
          for v in 'eno1.529 *| 529 *| eno1' 'eno2.425 *| 425 *| eno2' 'eno2.134 *| 134 *| eno2'; do grep -Eq \"^$v$\" /proc/net/vlan/config; done\n\
          ip -d link show eno2.134 | grep -q 'master br134'\n\
          ip link show br134 | grep -q 'alias netc'\n\
+         nft list table inet netc | grep -q 'elements = {{ 192.0.2.0 }}'\n\
          ip -n p link add link peer name peer.4000 type vlan id 4000; ip -n p link set peer.4000 up\n\
          ip -n p addr add 198.51.100.250/24 dev peer.4000\n\
          if ip netns exec p ping -c 1 -W 1 198.51.100.23; then echo 'reached on the wrong tag' >&2; exit 1; fi\n\
