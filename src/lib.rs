@@ -5,9 +5,10 @@
 //! atomically).
 //!
 //! Review tools read the model: [`diff`], [`query`], [`fmt`] (on the concrete syntax),
-//! [`graph`]. Groundwork for `netc apply` (not a command yet): [`iptables_plan`] (a
-//! `--noflush` payload for netc's chains only), [`agent_properties`] (merge owned keys, report
-//! drift), [`install`] (atomic file install with backup, no write when unchanged).
+//! [`graph`]. Live hosts: [`plan`] (what would change, each step with its inverse, from
+//! [`net`] for links/addresses/routes, [`iptables_plan`], [`agent_properties`] and the
+//! files) and [`apply`] (run the steps, undo on failure), through [`netlink`] and
+//! [`install`].
 
 pub mod agent_properties;
 pub mod apply;
