@@ -35,11 +35,12 @@ pub enum Step {
         script: String,
         record: PathBuf,
     },
-    /// Put `content` at `path` (`None`: remove it). `reload`: keepalived's config — check it
-    /// with `keepalived -t` first, and reload a running keepalived after.
+    /// Put `content` at `path` (`None`: remove it). keepalived's config: `check` it with
+    /// `keepalived -t` first, and `reload` a running keepalived after.
     File {
         path: PathBuf,
         content: Option<String>,
+        check: bool,
         reload: bool,
     },
 }
@@ -97,11 +98,12 @@ impl Step {
             Step::File {
                 path,
                 content,
+                check,
                 reload,
             } => {
                 match content {
                     Some(text) => {
-                        if *reload {
+                        if *check {
                             keepalived_check(text, &mut sys.notes)?;
                         }
                         if let Some(dir) = path.parent() {

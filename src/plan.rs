@@ -105,12 +105,15 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         let old = read(&on_host)?;
         let file_step = |content: String, plan: &mut Plan| {
             let reload = rel == KEEPALIVED_CONF;
-            let step = |content| Step::File {
+            // The new config is checked before it goes in; the old one comes back unchecked.
+            let step = |content, check| Step::File {
                 path: on_host.clone(),
                 content,
+                check,
                 reload,
             };
-            plan.steps.push((step(Some(content)), step(old.clone())));
+            plan.steps
+                .push((step(Some(content), reload), step(old.clone(), false)));
         };
         if rel == AGENT_PROPERTIES {
             let current = old.clone().unwrap_or_default();
