@@ -175,6 +175,56 @@ pub fn nft_list() -> io::Result<Option<String>> {
     }
 }
 
+/// Checks the files a plan installs with the tools that will read them, before anything is
+/// touched: `iptables-restore --test` / `ip6tables-restore --test`, `nft -c`, `ifquery
+/// --list`. keepalived's config is checked when it is installed (`keepalived -t` wants the
+/// bridges to exist). A tool that is not installed is a note, not an error.
+pub fn validate(steps: &[(Step, Step)], notes: &mut Vec<String>) -> io::Result<()> {
+    for (step, _) in steps {
+        let Step::File {
+            path,
+            content: Some(text),
+            ..
+        } = step
+        else {
+            continue;
+        };
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (tool, args): (&str, &[&str]) = match name {
+            "rules.v4" => ("iptables-restore", &["--test"]),
+            "rules.v6" => ("ip6tables-restore", &["--test"]),
+            "netc.nft" => ("nft", &["-c", "-f"]),
+            "interfaces" => ("ifquery", &["--list", "-i"]),
+            _ => continue,
+        };
+        let mut file = tempfile::Builder::new().prefix("netc-check").tempfile()?;
+        file.write_all(text.as_bytes())?;
+        let mut cmd = Command::new(tool);
+        cmd.args(args);
+        if tool.ends_with("-restore") {
+            cmd.stdin(fs::File::open(file.path())?);
+        } else {
+            cmd.arg(file.path());
+        }
+        match cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => notes.push(format!(
+                "{tool} is not installed: {} was not checked",
+                path.display()
+            )),
+            Err(e) => return Err(e),
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return Err(io::Error::other(format!(
+                    "{tool} rejects the new {}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `keepalived -t` on the new config, where keepalived is installed.
 fn keepalived_check(text: &str, notes: &mut Vec<String>) -> io::Result<()> {
     let mut file = tempfile::Builder::new()

@@ -143,6 +143,11 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> ExitCode {
     if plan.is_empty() {
         return ExitCode::SUCCESS;
     }
+    let mut notes = Vec::new();
+    if let Err(e) = apply::validate(&plan.steps, &mut notes) {
+        eprintln!("netc: refusing to apply: {e}; nothing changed");
+        return ExitCode::from(USER_ERROR);
+    }
     let session = std::env::var("SSH_CONNECTION")
         .ok()
         .and_then(|v| net::Session::from_env(&v));
@@ -159,7 +164,7 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> ExitCode {
     let mut sys = System {
         kernel: &mut kernel,
         keepalived_pid: t.root.join("run/keepalived.pid"),
-        notes: Vec::new(),
+        notes,
     };
     let result = apply::run(&plan.steps, &mut sys);
     for n in &sys.notes {

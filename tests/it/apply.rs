@@ -568,3 +568,42 @@ fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
     let o = h.netc("plan", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
+
+#[test]
+fn validation_runs_the_real_tools_on_the_new_files() {
+    if !ready() {
+        return;
+    }
+    use netc::apply::{Step, validate};
+    let file = |name: &str, text: &str| {
+        let step = Step::File {
+            path: PathBuf::from("/nowhere").join(name),
+            content: Some(text.to_string()),
+            check: false,
+            reload: false,
+        };
+        (step.clone(), step)
+    };
+    let ns = Netns::new("validate");
+    let good = fs::read_to_string(root().join("out/chamomile/etc/iptables/rules.v4")).unwrap();
+    let interfaces =
+        fs::read_to_string(root().join("out/chamomile/etc/network/interfaces")).unwrap();
+    ns.enter(|| {
+        let mut notes = Vec::new();
+        let steps = [file("rules.v4", &good), file("interfaces", &interfaces)];
+        validate(&steps, &mut notes).unwrap();
+        let broken = good.replace("--dports 16509", "--dports 99999");
+        let e = validate(&[file("rules.v4", &broken)], &mut notes).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("iptables-restore rejects the new /nowhere/rules.v4"),
+            "{e}"
+        );
+        let e = validate(
+            &[file("netc.nft", "table inet netc { chain x { bogus } }")],
+            &mut notes,
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("nft rejects"), "{e}");
+    });
+}
