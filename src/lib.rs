@@ -10,6 +10,9 @@
 //! files) and [`apply`] (run the steps, undo on failure), through [`netlink`] and
 //! [`install`].
 
+// pest is built without `std` (Cargo.toml): its derive then names `alloc` directly.
+extern crate alloc;
+
 pub mod agent_properties;
 pub mod apply;
 pub mod ast;
