@@ -134,6 +134,7 @@ fn is_statement(rule: Rule) -> bool {
             | Rule::check
             | Rule::ports
             | Rule::allow
+            | Rule::allow_prefix
             | Rule::on_hosts
             | Rule::agent_port
             | Rule::bridge_type
@@ -163,6 +164,10 @@ fn statement(
     // Comments pest's whitespace skip pulled into the statement from the lines after it.
     let mut after: Vec<String> = Vec::new();
     let mut last_end = pair.as_span().start();
+    if rule == Rule::allow_prefix {
+        // One token: `allow`, blanks, the prefix.
+        words.extend(pair.as_str().split_whitespace().map(String::from));
+    }
     for p in pair.clone().into_inner() {
         let on_line = !src[last_end..p.as_span().start()].contains('\n');
         match p.as_rule() {

@@ -229,11 +229,19 @@ fn parse_firewall(pair: Pair<Rule>) -> Firewall {
         match stmt.as_rule() {
             Rule::ports => fw.ports.push(parse_ports(stmt)),
             Rule::allow => fw.allows.push(parse_allow(stmt)),
+            Rule::allow_prefix => fw.allows.push(Allow::Prefix(allow_prefix(&stmt))),
             Rule::on_hosts => fw.on.push(args(stmt).map(|p| text(&p)).collect()),
             rule => unreachable!("firewall: unexpected {rule:?}"),
         }
     }
     fw
+}
+
+/// The prefix of an `allow_prefix` token: the word after `allow` and its blanks.
+fn allow_prefix(pair: &Pair<Rule>) -> Text {
+    let prefix = pair.as_str()["allow".len()..].trim_start();
+    let end = pair.as_span().end();
+    Spanned::new(prefix.to_string(), Span::new(end - prefix.len(), end))
 }
 
 fn parse_allow(pair: Pair<Rule>) -> Allow {
@@ -332,6 +340,7 @@ fn describe(rule: Rule) -> String {
         Rule::comma => "`,`".into(),
         Rule::quote => "`\"`".into(),
         Rule::vlan | Rule::vip_vlan | Rule::allow_vlan => "`vlan`".into(),
+        Rule::allow_prefix => "`allow`".into(),
         Rule::host => "`host`".into(),
         Rule::vip => "`vip`".into(),
         Rule::firewall => "`firewall`".into(),
@@ -447,5 +456,41 @@ mod tests {
         assert_eq!(b.vlan.value, "7");
         assert_eq!(b.vlan.span, Span::new(27, 28));
         assert_eq!(b.addresses[0].value, "192.0.2.1");
+    }
+
+    /// The one-token `allow PREFIX` and the full rule read the same statements alike.
+    #[test]
+    fn every_allow_form_reads_alike_with_exact_spans() {
+        let src = "firewall F {\n  ports 1\n  allow 10.0.0.0/8\n  allow\t \t2001:db8::/32 # c\n  \
+                   allow # c\n 10.1.0.0/16\n  allow\n10.2.0.0/16\n  allow vlanx\n  allow vlan 5\n}";
+        let file = parse(src).unwrap();
+        let mut seen = Vec::new();
+        for a in &file.firewalls[0].allows {
+            let (kind, t) = match a {
+                Allow::Prefix(t) => ("prefix", t),
+                Allow::Vlan(t) => ("vlan", t),
+            };
+            assert_eq!(&src[t.span.start..t.span.end], t.value, "{kind}");
+            seen.push(format!("{kind} {}", t.value));
+        }
+        assert_eq!(
+            seen,
+            [
+                "prefix 10.0.0.0/8",
+                "prefix 2001:db8::/32",
+                "prefix 10.1.0.0/16",
+                "prefix 10.2.0.0/16",
+                "prefix vlanx",
+                "vlan 5"
+            ]
+        );
+        // A mistake after `allow` is still reported where it is, by the full rule.
+        let err = parse("firewall F { allow { }").unwrap_err();
+        assert_eq!(err.span(), Span::new(19, 20));
+        assert!(
+            err.message.contains("an address or prefix"),
+            "{}",
+            err.message
+        );
     }
 }
