@@ -184,30 +184,31 @@ impl ChainText {
 /// `texts` are the family's sources as formatted for iptables: a checked prefix has no host
 /// bits, so the part before `/` is its network address, the set element.
 fn nft_sets(p: &Policy, family: Family, texts: &[String]) -> Vec<NftSet> {
-    let mut by_length: BTreeMap<u8, BTreeMap<IpAddr, &str>> = BTreeMap::new();
-    for (s, text) in p.sources_of(family).zip(texts) {
-        let network = text.split_once('/').map_or(text.as_str(), |(a, _)| a);
-        by_length
-            .entry(s.net.prefix_len())
-            .or_default()
-            .insert(s.net.network(), network);
-    }
+    // (length, network, its text), longest prefixes first (the most specific match is tried
+    // first), then by address; one sort of a flat list is much cheaper than tree inserts.
+    let mut all: Vec<(u8, IpAddr, &str)> = p
+        .sources_of(family)
+        .zip(texts)
+        .map(|(s, text)| {
+            let network = text.split_once('/').map_or(text.as_str(), |(a, _)| a);
+            (s.net.prefix_len(), s.net.network(), network)
+        })
+        .collect();
+    all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    all.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
     let (suffix, kind, selector) = match family {
         Family::V4 => ("v4", "ipv4_addr", "ip"),
         Family::V6 => ("v6", "ipv6_addr", "ip6"),
     };
-    // Longest prefixes first: the most specific match is tried first.
-    by_length
-        .into_iter()
-        .rev()
-        .map(|(len, addrs)| {
-            let first = *addrs.keys().next().expect("a set has members");
+    all.chunk_by(|a, b| a.0 == b.0)
+        .map(|group| {
+            let (len, first, _) = group[0];
             let mask = IpNet::new(first, len).expect("a valid length").netmask();
             let full = len == IpNet::from(mask).max_prefix_len();
             NftSet {
                 name: format!("{}_{suffix}_{len}", p.chain),
                 kind,
-                size: (addrs.len().max(32) * 2).next_power_of_two(),
+                size: (group.len().max(32) * 2).next_power_of_two(),
                 matcher: match (len, full) {
                     (0, _) => format!(
                         "meta nfproto {}",
@@ -216,7 +217,10 @@ fn nft_sets(p: &Policy, family: Family, texts: &[String]) -> Vec<NftSet> {
                     (_, true) => format!("{selector} saddr"),
                     (_, false) => format!("{selector} saddr & {mask}"),
                 },
-                elements: (len > 0).then(|| addrs.into_values().collect::<Vec<_>>().join(", ")),
+                elements: (len > 0).then(|| {
+                    let texts: Vec<&str> = group.iter().map(|(_, _, t)| *t).collect();
+                    texts.join(", ")
+                }),
             }
         })
         .collect()
