@@ -3,7 +3,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use netc::config::Target;
-use netc::diag::Source;
+use netc::source::Source;
 
 #[path = "../bench/topology.rs"]
 mod topology;
@@ -21,9 +21,9 @@ fn stages(
         let size = param(n, h);
         g.throughput(Throughput::Elements(size as u64));
         g.bench_with_input(BenchmarkId::new("parse", size), &text, |b, t| {
-            b.iter(|| netc::parse::parse(t).unwrap())
+            b.iter(|| netc::syntax::parse::parse(t).unwrap())
         });
-        let ast = netc::parse::parse(&text).unwrap();
+        let ast = netc::syntax::parse::parse(&text).unwrap();
         let source = Source::new("bench.csn", text.as_str());
         g.bench_with_input(BenchmarkId::new("check", size), &ast, |b, ast| {
             b.iter(|| netc::check::check(ast, &source).topology.unwrap())

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::ast::Span;
-use crate::diag::{Code, Diag, Source};
+use crate::diag::{Code, Diag};
+use crate::source::{Source, Span};
 
 pub const FILE_NAME: &str = "netc.toml";
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use miette::{LabeledSpan, NamedSource, SourceCode};
 
-use crate::ast::Span;
+use crate::source::{Source, Span};
 
 macro_rules! codes {
     ($($variant:ident => $name:literal, $severity:ident;)*) => {
@@ -166,37 +166,7 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-/// The source file a set of diagnostics points into.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub name: String,
-    pub text: Arc<str>,
-    /// Byte offset of each line's start, for line numbers in O(log n).
-    line_starts: Arc<[usize]>,
-}
-
 impl Source {
-    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        let text: Arc<str> = text.into();
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Source {
-            name: name.into(),
-            text,
-            line_starts,
-        }
-    }
-
-    /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset);
-        let start = self.line_starts[line - 1];
-        let col = self.text[start..offset].chars().count() + 1;
-        (line, col)
-    }
-
     /// A diagnostic bound to this source, ready for miette to render.
     pub fn report(&self, diag: &Diag) -> Located {
         Located {

@@ -1,39 +1,33 @@
 //! netc: a network and firewall config compiler for a small CloudStack site.
 //!
-//! The pipeline runs one way: text → [`parse`] (spanned AST) → [`check`] (model and every
-//! diagnostic) → [`render`] (each host's files) → [`output`] (the `out/` tree, swapped in
-//! atomically).
-//!
-//! Review tools read the model: [`diff`], [`query`], [`fmt`] (on the concrete syntax),
-//! [`graph`]. Live hosts: [`plan`] (what would change, each step with its inverse, from
-//! [`net`] for links/addresses/routes, [`iptables_plan`], [`agent_properties`] and the
-//! files) and [`apply`] (run the steps, undo on failure), through [`netlink`] and
-//! [`install`].
+//! The data goes one way: text → [`syntax`] (spanned AST) → [`check`] (the [`model`] and
+//! every [`diag`]nostic) → [`render`] (each host's files) → [`output`] (the `out/` tree,
+//! swapped in atomically) — and, on a host, → [`live`] (plan the changes against the kernel
+//! and the files, apply them, undo them). [`review`] reads the model and changes nothing
+//! (diff, query, graph). [`source`] holds the text diagnostics point into, [`config`] the
+//! build settings, [`tool`] runs the external tools. The command line is the binary's own
+//! (`src/cli/`), on top of all of this.
+
+#![forbid(unsafe_code)]
 
 // pest is built without `std` (Cargo.toml): its derive then names `alloc` directly.
 extern crate alloc;
 
-pub mod agent_properties;
-pub mod apply;
-pub mod ast;
 pub mod check;
 pub mod config;
 pub mod diag;
-pub mod diff;
-pub mod fmt;
-pub mod graph;
-pub mod install;
-pub mod iptables_plan;
+pub mod live;
 pub mod model;
-pub mod net;
-pub mod netlink;
 pub mod output;
-pub mod parse;
-pub mod plan;
-pub mod query;
 pub mod render;
+pub mod review;
+pub mod source;
+pub mod syntax;
+pub mod tool;
 
-use diag::{Code, Diag, Source};
+use diag::{Code, Diag};
+use source::{Source, Span};
+
 use model::Topology;
 
 /// The outcome of compiling one topology file.
@@ -69,7 +63,7 @@ pub fn compile(name: &str, bytes: &[u8]) -> Compiled {
         let at = e.valid_up_to();
         let d = Diag::new(Code::NotUtf8, "the file is not UTF-8 text")
             .label(
-                ast::Span::new(at, at + '\u{fffd}'.len_utf8()),
+                Span::new(at, at + '\u{fffd}'.len_utf8()),
                 "invalid UTF-8 starts here",
             )
             .help("a topology is a UTF-8 text file; is this the right file?");
@@ -79,7 +73,7 @@ pub fn compile(name: &str, bytes: &[u8]) -> Compiled {
             topology: None,
         };
     }
-    let file = match parse::parse(&source.text) {
+    let file = match syntax::parse::parse(&source.text) {
         Ok(file) => file,
         Err(d) => {
             return Compiled {

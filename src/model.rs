@@ -8,8 +8,6 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use crate::ast::{Device, Protocol};
-
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -32,10 +30,81 @@ impl Family {
         Family::of(&net.addr())
     }
 
+    /// Every name a family goes by, in one place.
     pub fn name(self) -> &'static str {
+        self.pick("IPv4", "IPv6")
+    }
+
+    /// The short suffix of per-family names: `rules.v4`, `mariadb_v6`, `CHAIN_v4_24`.
+    pub fn suffix(self) -> &'static str {
+        self.pick("v4", "v6")
+    }
+
+    /// The keyword of the language (`connect ipv4`) and of nftables (`meta nfproto ipv4`).
+    pub fn keyword(self) -> &'static str {
+        self.pick("ipv4", "ipv6")
+    }
+
+    pub fn from_keyword(word: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.keyword() == word)
+    }
+
+    /// ifupdown's address family: `iface br0 inet6 static`.
+    pub fn ifupdown(self) -> &'static str {
+        self.pick("inet", "inet6")
+    }
+
+    /// The iptables command of the family: `iptables`, `ip6tables` (`-save`, `-restore`).
+    pub fn iptables(self) -> &'static str {
+        self.pick("iptables", "ip6tables")
+    }
+
+    /// nftables: the address selector (`ip saddr`) and the set element type.
+    pub fn nft_selector(self) -> &'static str {
+        self.pick("ip", "ip6")
+    }
+
+    pub fn nft_addr_type(self) -> &'static str {
+        self.pick("ipv4_addr", "ipv6_addr")
+    }
+
+    fn pick(self, v4: &'static str, v6: &'static str) -> &'static str {
         match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
+            Family::V4 => v4,
+            Family::V6 => v6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Device {
+    Private,
+    Public,
+    Guest,
+}
+
+impl Device {
+    pub const ALL: [Device; 3] = [Device::Private, Device::Public, Device::Guest];
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Device::Private => "private",
+            Device::Public => "public",
+            Device::Guest => "guest",
         }
     }
 }
@@ -226,6 +295,58 @@ pub struct Vip {
     pub check: Option<Check>,
 }
 
+impl Vip {
+    /// The state a member starts in: the highest priority (members are sorted) is MASTER.
+    pub fn initial_state(&self, host: &str) -> VrrpState {
+        if self.members.first().is_some_and(|m| m.host == host) {
+            VrrpState::Master
+        } else {
+            VrrpState::Backup
+        }
+    }
+
+    pub fn member(&self, host: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.host == host)
+    }
+}
+
+impl Topology {
+    /// The address `host` speaks VRRP from for `vip`'s `family` instance: its address of that
+    /// family on the VIP's VLAN.
+    pub fn vrrp_address(&self, vip: &Vip, host: &str, family: Family) -> Option<IpAddr> {
+        self.host(host)?
+            .bridge_on(vip.vlan)?
+            .address(family)
+            .map(|a| a.net.addr())
+    }
+
+    /// The unicast peers of `host` in `vip`'s `family` instance: every other member's
+    /// [`Topology::vrrp_address`], in member order.
+    pub fn vrrp_peers(&self, vip: &Vip, host: &str, family: Family) -> Vec<IpAddr> {
+        vip.members
+            .iter()
+            .filter(|m| m.host != host)
+            .filter_map(|m| self.vrrp_address(vip, &m.host, family))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrrpState {
+    Master,
+    Backup,
+}
+
+impl VrrpState {
+    /// keepalived's word for it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            VrrpState::Master => "MASTER",
+            VrrpState::Backup => "BACKUP",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub host: String,
@@ -237,6 +358,10 @@ pub struct Check {
     pub script: String,
     pub interval: u32,
 }
+
+/// The chains iptables has built in: a policy's chain is never one of them, and netc never
+/// declares, flushes or deletes them.
+pub const BUILTIN_CHAINS: [&str; 5] = ["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"];
 
 /// A firewall chain: packets to `ports` are rejected unless they come from a `source`.
 #[derive(Debug, Clone, PartialEq, Eq)]

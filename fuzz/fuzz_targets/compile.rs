@@ -15,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(compiled.topology.is_some(), compiled.errors() == 0);
     if let Some(topology) = &compiled.topology {
-        let _ = netc::render::tree(topology);
+        let _ = netc::render::tree(topology, netc::config::Target::Both);
     }
 });

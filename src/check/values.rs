@@ -4,9 +4,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::ast::Text;
 use crate::diag::{Code, Diag};
 use crate::model::{Family, Subnet};
+use crate::syntax::ast::Text;
 
 /// Linux's IFNAMSIZ less the terminating NUL.
 pub const IFNAME_MAX: usize = 15;

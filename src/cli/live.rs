@@ -1,21 +1,31 @@
 //! The commands that read or change the live host: plan, apply, confirm, rollback.
 
 use std::path::Path;
-use std::process::ExitCode;
 
-use netc::apply::{self, Pending, State, System};
-use netc::model::Family;
-use netc::net::{self, LiveNet};
-use netc::netlink::Kernel;
-use netc::plan::Plan;
+use netc::live::apply::{self, Failure};
+use netc::live::exec::{self, System};
+use netc::live::guard::{self, Session};
+use netc::live::net::LiveNet;
+use netc::live::netlink::Kernel;
+use netc::live::plan::{self, Plan};
+use netc::live::probe::{self, Live};
+use netc::live::state::{self, Pending, State};
 
-use crate::{CHANGES, PlanFormat, USER_ERROR, error_1, find_host, model, settings};
+use super::PlanFormat;
+use super::exit::{CliError, CliResult, Outcome};
+use super::load::{find_host, model, settings};
 
 /// Where a live command looks: the topology, the host, and the root of the host's files.
 pub struct Target<'a> {
     pub file: &'a Path,
     pub host: &'a str,
     pub root: &'a Path,
+}
+
+impl<'a> Target<'a> {
+    pub fn new(file: &'a Path, host: &'a str, root: &'a Path) -> Target<'a> {
+        Target { file, host, root }
+    }
 }
 
 /// What apply needs beyond a plan.
@@ -26,68 +36,46 @@ pub struct ApplyOptions {
     pub confirm: Option<u64>,
 }
 
-/// The state directory of a root: `<root>/var/lib/netc`.
-fn state(root: &Path) -> State {
-    State {
-        dir: root.join("var/lib/netc"),
-    }
-}
-
-fn iptables_save(family: Family) -> std::io::Result<String> {
-    let tool = match family {
-        Family::V4 => "iptables-save",
-        Family::V6 => "ip6tables-save",
-    };
-    let o = std::process::Command::new(tool)
-        .args(["-t", "filter"])
-        .output()?;
-    if !o.status.success() {
-        return Err(std::io::Error::other(format!(
-            "{tool} failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-}
-
-/// Compiles, finds the host, reads the live state and plans; on failure, the exit status.
-fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), ExitCode> {
-    let compiled = model(t.file, USER_ERROR)?;
-    let settings = settings(t.file).map_err(|_| ExitCode::from(USER_ERROR))?;
+/// Compiles, finds the host, reads the live state and plans.
+fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
+    let compiled = model(t.file)?;
+    let settings = settings(t.file)?;
     let topology = compiled.topology.as_ref().expect("model() checked");
     let host = find_host(&compiled, t.host)?;
-    let kernel = Kernel::open().map_err(|e| error_1(format!("cannot open rtnetlink: {e}")))?;
+    let kernel = Kernel::open().map_err(|e| CliError::io(format!("cannot open rtnetlink: {e}")))?;
     let net = kernel
         .read()
-        .map_err(|e| error_1(format!("cannot read links and addresses: {e}")))?;
-    let live = netc::plan::Live {
+        .map_err(|e| CliError::io(format!("cannot read links and addresses: {e}")))?;
+    let live = Live {
         root: t.root,
         net: &net,
-        iptables_save: &iptables_save,
-        nft_list: &apply::nft_list,
-        nft_record: &state(t.root).dir.join("nft.json"),
+        iptables_save: &probe::iptables_save,
+        nft_list: &probe::nft_list,
+        nft_record: &State::of_root(t.root).dir.join("nft.json"),
     };
-    let plan = netc::plan::plan(topology, host, settings.firewall.target, &live)
-        .map_err(|e| error_1(format!("cannot read the live state: {e}")))?;
+    let plan = plan::plan(topology, host, settings.firewall.target, &live)
+        .map_err(|e| CliError::io(format!("cannot read the live state: {e}")))?;
     Ok((plan, kernel, net))
 }
 
-pub fn plan(t: &Target, format: PlanFormat) -> ExitCode {
-    let (p, _, _) = match make_plan(t) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+fn changes(p: &Plan) -> Outcome {
+    if p.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Changes
+    }
+}
+
+pub fn plan(t: &Target, format: PlanFormat) -> CliResult {
+    let (p, _, _) = make_plan(t)?;
     match format {
-        PlanFormat::Text => print!("{}", netc::plan::text(&p)),
+        PlanFormat::Text => print!("{}", plan::text(&p)),
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&p).expect("plain data")),
     }
     if !p.refusals.is_empty() {
-        ExitCode::from(USER_ERROR)
-    } else if p.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(CHANGES)
+        return Err(CliError::Reported);
     }
+    Ok(changes(&p))
 }
 
 fn hostname() -> String {
@@ -97,67 +85,57 @@ fn hostname() -> String {
         .into_owned()
 }
 
-pub fn apply(t: &Target, o: &ApplyOptions) -> ExitCode {
+fn lock(state: &State) -> Result<std::fs::File, CliError> {
+    state
+        .lock()
+        .map_err(|e| CliError::io(format!("cannot lock {}: {e}", state.dir.display())))
+}
+
+pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
     let machine = hostname();
     if machine != t.host && !o.force_host && !o.dry_run {
-        return error_1(format!(
+        return Err(CliError::user(format!(
             "this machine is `{machine}`, not `{}`; apply runs on the host it configures \
              (--force-host if this is really {})",
             t.host, t.host
+        )));
+    }
+    let state = State::of_root(t.root);
+    // One apply, confirm or rollback at a time.
+    let _lock = lock(&state)?;
+    if let Some(p) = state.pending().map_err(CliError::io)? {
+        return Err(CliError::user(format!(
+            "an apply to {} is waiting for `netc confirm` (or it is undone at {}); confirm \
+             or roll it back first",
+            p.host,
+            clock(p.deadline)
+        )));
+    }
+    let (plan, mut kernel, net) = make_plan(t)?;
+    print!("{}", plan::text(&plan));
+    if !plan.refusals.is_empty() {
+        return Err(CliError::user(
+            "refusing to apply: resolve the conflicts above first; nothing changed",
         ));
     }
-    let state = state(t.root);
-    // One apply, confirm or rollback at a time.
-    let _lock = match state.lock() {
-        Ok(l) => l,
-        Err(e) => return error_1(format!("cannot lock {}: {e}", state.dir.display())),
-    };
-    match state.pending() {
-        Ok(None) => {}
-        Ok(Some(p)) => {
-            return error_1(format!(
-                "an apply to {} is waiting for `netc confirm` (or it is undone at {}); confirm \
-                 or roll it back first",
-                p.host,
-                clock(p.deadline)
-            ));
-        }
-        Err(e) => return error_1(e),
-    }
-    let (plan, mut kernel, net) = match make_plan(t) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    print!("{}", netc::plan::text(&plan));
-    if !plan.refusals.is_empty() {
-        eprintln!("netc: refusing to apply: resolve the conflicts above first; nothing changed");
-        return ExitCode::from(USER_ERROR);
-    }
     if o.dry_run {
-        return if plan.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(CHANGES)
-        };
+        return Ok(changes(&plan));
     }
     if plan.is_empty() {
-        return ExitCode::SUCCESS;
+        return Ok(Outcome::Done);
     }
     let mut notes = Vec::new();
-    if let Err(e) = apply::validate(&plan.steps, &mut notes) {
-        eprintln!("netc: refusing to apply: {e}; nothing changed");
-        return ExitCode::from(USER_ERROR);
-    }
+    exec::validate(&plan.steps, &mut notes)
+        .map_err(|e| CliError::user(format!("refusing to apply: {e}; nothing changed")))?;
     let session = std::env::var("SSH_CONNECTION")
         .ok()
-        .and_then(|v| net::Session::from_env(&v));
-    if let Some(why) = session.and_then(|s| net::lockout(&net, &plan.network, s)) {
+        .and_then(|v| Session::from_env(&v));
+    if let Some(why) = session.and_then(|s| guard::lockout(&net, &plan.network, s)) {
         if !o.force {
-            eprintln!(
-                "netc: refusing to apply: {why}\n(--force to apply anyway, ideally with \
-                 --confirm); nothing changed"
-            );
-            return ExitCode::from(USER_ERROR);
+            return Err(CliError::user(format!(
+                "refusing to apply: {why}\n(--force to apply anyway, ideally with --confirm); \
+                 nothing changed"
+            )));
         }
         eprintln!("netc: warning: {why} (--force)");
     }
@@ -170,37 +148,17 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> ExitCode {
     for n in &sys.notes {
         eprintln!("netc: {n}");
     }
-    let writes = sys.kernel.writes;
-    let undo = match result {
-        Ok(undo) => undo,
-        Err(f) => {
-            eprintln!("netc: apply failed: {}", f.error);
-            if f.undo_errors.is_empty() {
-                eprintln!(
-                    "netc: rolled back the {} steps already done; the host is as it was",
-                    f.undone
-                );
-            } else {
-                eprintln!(
-                    "netc: rolling back the {} steps already done ALSO FAILED; check the host:",
-                    f.undone
-                );
-                for e in &f.undo_errors {
-                    eprintln!("  {e}");
-                }
-            }
-            return ExitCode::from(USER_ERROR);
-        }
-    };
+    let undo = result.map_err(|f| failed(&f))?;
     eprintln!(
-        "netc: applied {} steps to {} ({writes} kernel writes)",
+        "netc: applied {} steps to {} ({} kernel writes)",
         plan.steps.len(),
-        t.host
+        t.host,
+        sys.kernel.writes
     );
     if let Some(seconds) = o.confirm {
         let pending = Pending {
             host: t.host.to_string(),
-            deadline: apply::now() + seconds,
+            deadline: state::now() + seconds,
             undo,
         };
         if let Err(e) = state
@@ -217,23 +175,43 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> ExitCode {
             clock(pending.deadline)
         );
     }
-    ExitCode::SUCCESS
+    Ok(Outcome::Done)
+}
+
+/// Says which step failed and how the undo went.
+fn failed(f: &Failure) -> CliError {
+    eprintln!("netc: apply failed: {}", f.error);
+    if f.undo_errors.is_empty() {
+        eprintln!(
+            "netc: rolled back the {} steps already done; the host is as it was",
+            f.undone
+        );
+    } else {
+        eprintln!(
+            "netc: rolling back the {} steps already done ALSO FAILED; check the host:",
+            f.undone
+        );
+        for e in &f.undo_errors {
+            eprintln!("  {e}");
+        }
+    }
+    CliError::Reported
 }
 
 fn clock(epoch: u64) -> String {
-    format!("{epoch} (seconds since 1970; now {})", apply::now())
+    format!("{epoch} (seconds since 1970; now {})", state::now())
 }
 
-fn report_undo(errors: &[std::io::Error]) -> ExitCode {
+fn report_undo(errors: &[std::io::Error]) -> CliResult {
     if errors.is_empty() {
         eprintln!("netc: rolled back; the host is as it was before the apply");
-        return ExitCode::SUCCESS;
+        return Ok(Outcome::Done);
     }
     eprintln!("netc: some of the rollback failed; check the host:");
     for e in errors {
         eprintln!("  {e}");
     }
-    ExitCode::from(USER_ERROR)
+    Err(CliError::Reported)
 }
 
 /// Starts `netc rollback --at-deadline` in its own session, so that it outlives this
@@ -244,7 +222,7 @@ fn spawn_timer(root: &Path) -> std::io::Result<()> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(state(root).dir.join("rollback.log"))?;
+        .open(State::of_root(root).dir.join("rollback.log"))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["rollback", "--at-deadline", "--root"])
         .arg(root)
@@ -258,57 +236,45 @@ fn spawn_timer(root: &Path) -> std::io::Result<()> {
     cmd.spawn().map(|_| ())
 }
 
-pub fn confirm(root: &Path) -> ExitCode {
-    let state = state(root);
-    let _lock = match state.lock() {
-        Ok(l) => l,
-        Err(e) => return error_1(format!("cannot lock {}: {e}", state.dir.display())),
-    };
-    match state.pending() {
-        Ok(Some(p)) => match state.clear_pending() {
-            Ok(()) => {
-                eprintln!("netc: confirmed the apply to {}; it stays", p.host);
-                ExitCode::SUCCESS
-            }
-            Err(e) => error_1(e),
-        },
-        Ok(None) => error_1("nothing to confirm: no apply is waiting (too late, or never armed?)"),
-        Err(e) => error_1(e),
+pub fn confirm(root: &Path) -> CliResult {
+    let state = State::of_root(root);
+    let _lock = lock(&state)?;
+    match state.pending().map_err(CliError::io)? {
+        Some(p) => {
+            state.clear_pending().map_err(CliError::io)?;
+            eprintln!("netc: confirmed the apply to {}; it stays", p.host);
+            Ok(Outcome::Done)
+        }
+        None => Err(CliError::user(
+            "nothing to confirm: no apply is waiting (too late, or never armed?)",
+        )),
     }
 }
 
 /// Undo the apply that waits for confirmation: now, or (`at_deadline`, the detached timer)
 /// when its deadline passes, if it is still waiting then.
-pub fn rollback(root: &Path, at_deadline: bool) -> ExitCode {
-    let state = state(root);
+pub fn rollback(root: &Path, at_deadline: bool) -> CliResult {
+    let state = State::of_root(root);
     if at_deadline {
         loop {
-            let deadline = match state.pending() {
-                Ok(Some(p)) => p.deadline,
-                Ok(None) => return ExitCode::SUCCESS, // confirmed
-                Err(e) => return error_1(e),
+            let Some(p) = state.pending().map_err(CliError::io)? else {
+                return Ok(Outcome::Done); // confirmed
             };
-            let now = apply::now();
-            if now >= deadline {
+            let now = state::now();
+            if now >= p.deadline {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_secs((deadline - now).min(1)));
+            std::thread::sleep(std::time::Duration::from_secs((p.deadline - now).min(1)));
         }
     }
-    let _lock = match state.lock() {
-        Ok(l) => l,
-        Err(e) => return error_1(format!("cannot lock {}: {e}", state.dir.display())),
+    let _lock = lock(&state)?;
+    let pending = match state.pending().map_err(CliError::io)? {
+        Some(p) => p,
+        None if at_deadline => return Ok(Outcome::Done), // confirmed just in time
+        None => return Err(CliError::user("nothing to roll back: no apply is waiting")),
     };
-    let pending: Pending = match state.pending() {
-        Ok(Some(p)) => p,
-        Ok(None) if at_deadline => return ExitCode::SUCCESS, // confirmed just in time
-        Ok(None) => return error_1("nothing to roll back: no apply is waiting"),
-        Err(e) => return error_1(e),
-    };
-    let mut kernel = match Kernel::open() {
-        Ok(k) => k,
-        Err(e) => return error_1(format!("cannot open rtnetlink: {e}")),
-    };
+    let mut kernel =
+        Kernel::open().map_err(|e| CliError::io(format!("cannot open rtnetlink: {e}")))?;
     let mut sys = System {
         kernel: &mut kernel,
         keepalived_pid: root.join("run/keepalived.pid"),

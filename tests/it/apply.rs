@@ -574,13 +574,20 @@ fn validation_runs_the_real_tools_on_the_new_files() {
     if !ready() {
         return;
     }
-    use netc::apply::{Step, validate};
+    use netc::live::exec::validate;
+    use netc::live::step::Step;
+    use netc::render::ArtefactKind;
     let file = |name: &str, text: &str| {
+        let kind = match name {
+            "rules.v4" => ArtefactKind::RulesV4,
+            "interfaces" => ArtefactKind::Interfaces,
+            _ => ArtefactKind::Nft,
+        };
         let step = Step::File {
+            kind,
             path: PathBuf::from("/nowhere").join(name),
             content: Some(text.to_string()),
             check: false,
-            reload: false,
         };
         (step.clone(), step)
     };

@@ -3,7 +3,7 @@
 //! an unchanged table writes nothing.
 
 use netc::config::Target;
-use netc::iptables_plan::plan;
+use netc::live::iptables::plan;
 use netc::render;
 
 use crate::netns::{Netns, available, which};

@@ -22,13 +22,13 @@ fn fmt_is_idempotent_and_keeps_meaning() {
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
         }; // not UTF-8
-        let Ok(once) = netc::fmt::format(&text) else {
+        let Ok(once) = netc::syntax::layout::format(&text) else {
             continue;
         }; // a syntax error
         formatted_count += 1;
         let what = path.display();
         assert_eq!(
-            netc::fmt::format(&once).unwrap(),
+            netc::syntax::layout::format(&once).unwrap(),
             once,
             "{what}: not idempotent"
         );

@@ -117,7 +117,7 @@ fn graphs_render_and_graphviz_accepts_them() {
     }
     for path in topologies() {
         let topo = compile(&path).topology.unwrap();
-        let dot = netc::graph::dot(&topo);
+        let dot = netc::review::graph::dot(&topo);
         insta::assert_snapshot!(format!("graph-{}", stem(&path)), dot);
         if dot_installed {
             let o = netc(

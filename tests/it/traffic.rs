@@ -220,10 +220,10 @@ pub(crate) fn check_firewall(topo: &Topology, host: &Host, loader: Loader, cap: 
         .filter_map(|(source, port, got)| {
             let want = expected(topo, host, source, port);
             // `netc query` must agree with what the kernel did.
-            let trace = netc::query::query(topo, &host.name, source, Protocol::Tcp, port);
+            let trace = netc::review::query::query(topo, &host.name, source, Protocol::Tcp, port);
             let said = match trace.verdict {
-                netc::query::Verdict::Accept => Verdict::Connected,
-                netc::query::Verdict::Reject => Verdict::Refused,
+                netc::review::query::Verdict::Accept => Verdict::Connected,
+                netc::review::query::Verdict::Reject => Verdict::Refused,
             };
             (got != want || said != got).then(|| {
                 format!(

@@ -4,7 +4,7 @@ use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 
-use crate::ast::*;
+use super::ast::*;
 use crate::diag::{Code, Diag, closest};
 
 #[derive(pest_derive::Parser)]

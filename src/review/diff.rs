@@ -6,11 +6,11 @@
 //! prefixes changes no set, so it shows nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::fmt;
 
-use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use serde::Serialize;
 
+use super::addrset::Ranges;
 use crate::model::{Agent, Family, Host, Protocol, Topology};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -24,11 +24,44 @@ impl Diff {
     }
 }
 
+/// What happened to a host, or to one thing of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Added => "added",
+            Status::Removed => "removed",
+            Status::Changed => "changed",
+        }
+    }
+
+    /// `+`, `-` or `~` in front of a line.
+    pub fn mark(self) -> char {
+        match self {
+            Status::Added => '+',
+            Status::Removed => '-',
+            Status::Changed => '~',
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostDiff {
     pub host: String,
-    /// "added", "removed" or "changed".
-    pub status: &'static str,
+    pub status: Status,
     /// Sources that can no longer reach ports (listed first: they break things).
     pub access_lost: Vec<Access>,
     pub access_gained: Vec<Access>,
@@ -49,8 +82,7 @@ pub struct Access {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// "added", "removed" or "changed".
-    pub kind: &'static str,
+    pub kind: Status,
     /// What changed, e.g. `bridge br529 IPv4 address`.
     pub what: String,
     pub old: Option<String>,
@@ -76,14 +108,14 @@ pub fn diff(old: &Topology, new: &Topology) -> Diff {
                     !(access_lost.is_empty() && access_gained.is_empty() && changes.is_empty());
                 changed.then(|| HostDiff {
                     host: name.into(),
-                    status: "changed",
+                    status: Status::Changed,
                     access_lost,
                     access_gained,
                     changes,
                 })
             }
-            (None, Some(n)) => Some(whole(new, n, "added")),
-            (Some(o), None) => Some(whole(old, o, "removed")),
+            (None, Some(n)) => Some(whole(new, n, Status::Added)),
+            (Some(o), None) => Some(whole(old, o, Status::Removed)),
             (None, None) => None,
         })
         .collect();
@@ -91,7 +123,7 @@ pub fn diff(old: &Topology, new: &Topology) -> Diff {
 }
 
 /// An added or removed host: everything it has, as one list.
-fn whole(topo: &Topology, host: &Host, status: &'static str) -> HostDiff {
+fn whole(topo: &Topology, host: &Host, status: Status) -> HostDiff {
     let empty = Host {
         name: host.name.clone(),
         management_server: false,
@@ -107,12 +139,12 @@ fn whole(topo: &Topology, host: &Host, status: &'static str) -> HostDiff {
         policies: vec![],
     };
     let mut changes = match status {
-        "added" => host_changes(&none, &empty, topo, host),
+        Status::Added => host_changes(&none, &empty, topo, host),
         _ => host_changes(topo, host, &none, &empty),
     };
     for p in topo.policies_on(&host.name) {
         let value = format!("{} sources, {} port sets", p.sources.len(), p.ports.len());
-        let (old, new) = if status == "added" {
+        let (old, new) = if status == Status::Added {
             (None, Some(value))
         } else {
             (Some(value), None)
@@ -138,9 +170,9 @@ fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change>
     let mut field = |what: String, old: Option<String>, new: Option<String>| {
         if old != new {
             let kind = match (&old, &new) {
-                (None, _) => "added",
-                (_, None) => "removed",
-                _ => "changed",
+                (None, _) => Status::Added,
+                (_, None) => Status::Removed,
+                _ => Status::Changed,
             };
             out.push(Change {
                 kind,
@@ -195,31 +227,21 @@ fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change>
     let vip_lines = |t: &Topology, h: &Host| -> BTreeMap<String, String> {
         t.vips_of(&h.name)
             .map(|v| {
-                let me = v
-                    .members
-                    .iter()
-                    .find(|m| m.host == h.name)
-                    .expect("vips_of");
-                let state = if v.members[0].host == h.name {
-                    "MASTER"
-                } else {
-                    "BACKUP"
-                };
+                let me = v.member(&h.name).expect("vips_of");
                 let addrs: Vec<String> = v.addresses.iter().map(|a| a.to_string()).collect();
-                // The unicast peers: the other members' addresses on the VIP's VLAN.
                 let peers: Vec<String> = v
-                    .members
+                    .addresses
                     .iter()
-                    .filter(|m| m.host != h.name)
-                    .filter_map(|m| t.host(&m.host)?.bridge_on(v.vlan))
-                    .flat_map(|b| b.addresses.iter().map(|a| a.net.addr().to_string()))
+                    .flat_map(|a| t.vrrp_peers(v, &h.name, Family::of_net(a)))
+                    .map(|a| a.to_string())
                     .collect();
                 let text = format!(
-                    "{} on VLAN {}, router id {}, priority {}, {state}, peers {}",
+                    "{} on VLAN {}, router id {}, priority {}, {}, peers {}",
                     addrs.join(" "),
                     v.vlan,
                     v.router_id,
                     me.priority,
+                    v.initial_state(&h.name).keyword(),
                     peers.join(" ")
                 );
                 (v.name.clone(), text)
@@ -261,105 +283,6 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
     out
 }
 
-// --- access as address sets ----------------------------------------------------------------
-
-/// Sorted, disjoint, inclusive ranges of addresses of one family (IPv4 as u128 too).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Ranges(Vec<(u128, u128)>);
-
-impl Ranges {
-    fn full(family: Family) -> Ranges {
-        Ranges(vec![(0, max(family))])
-    }
-
-    fn of<'a>(nets: impl Iterator<Item = &'a IpNet>) -> Ranges {
-        let mut v: Vec<(u128, u128)> = nets
-            .map(|n| (bits(n.network()), bits(n.broadcast())))
-            .collect();
-        v.sort_unstable();
-        let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
-        for (s, e) in v {
-            match out.last_mut() {
-                Some(last) if s <= last.1.saturating_add(1) => last.1 = last.1.max(e),
-                _ => out.push((s, e)),
-            }
-        }
-        Ranges(out)
-    }
-
-    fn intersect(&self, other: &Ranges) -> Ranges {
-        let (mut i, mut j, mut out) = (0, 0, Vec::new());
-        while i < self.0.len() && j < other.0.len() {
-            let (a, b) = (self.0[i], other.0[j]);
-            let (s, e) = (a.0.max(b.0), a.1.min(b.1));
-            if s <= e {
-                out.push((s, e));
-            }
-            if a.1 < b.1 { i += 1 } else { j += 1 }
-        }
-        Ranges(out)
-    }
-
-    fn minus(&self, other: &Ranges) -> Ranges {
-        let mut out = Vec::new();
-        let mut j = 0;
-        for &(start, end) in &self.0 {
-            while j < other.0.len() && other.0[j].1 < start {
-                j += 1;
-            }
-            // Walk the ranges of `other` that overlap [start, end], keeping the gaps.
-            let (mut s, mut covered, mut k) = (start, false, j);
-            while k < other.0.len() && other.0[k].0 <= end {
-                let (os, oe) = other.0[k];
-                if os > s {
-                    out.push((s, os - 1));
-                }
-                if oe >= end {
-                    covered = true;
-                    break;
-                }
-                s = oe + 1;
-                k += 1;
-            }
-            if !covered {
-                out.push((s, end));
-            }
-        }
-        Ranges(out)
-    }
-
-    fn prefixes(&self, family: Family) -> Vec<String> {
-        let mut out = Vec::new();
-        for &(s, e) in &self.0 {
-            match family {
-                Family::V4 => out.extend(
-                    Ipv4Subnets::new(Ipv4Addr::from(s as u32), Ipv4Addr::from(e as u32), 0)
-                        .map(|n| n.to_string()),
-                ),
-                Family::V6 => out.extend(
-                    Ipv6Subnets::new(Ipv6Addr::from(s), Ipv6Addr::from(e), 0)
-                        .map(|n| n.to_string()),
-                ),
-            }
-        }
-        out
-    }
-}
-
-fn bits(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(a) => u32::from(a) as u128,
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-fn max(family: Family) -> u128 {
-    match family {
-        Family::V4 => u32::MAX as u128,
-        Family::V6 => u128::MAX,
-    }
-}
-
 /// The addresses `host` accepts on each protected (protocol, port), per family.
 fn accepted(topo: &Topology, host: &Host) -> BTreeMap<(Protocol, u16), [Ranges; 2]> {
     let mut out: BTreeMap<(Protocol, u16), [Ranges; 2]> = BTreeMap::new();
@@ -392,7 +315,7 @@ fn access(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> (Vec<Access>, Vec
         let a = after.get(&key).unwrap_or(&full);
         for (i, family) in Family::ALL.into_iter().enumerate() {
             for (lost, set) in [(true, b[i].minus(&a[i])), (false, a[i].minus(&b[i]))] {
-                if !set.0.is_empty() {
+                if !set.is_empty() {
                     let direct = set.prefixes(family);
                     let rest = Ranges::full(family).minus(&set).prefixes(family);
                     let (except, sources) = if rest.len() < direct.len() {
@@ -473,12 +396,7 @@ pub fn text(d: &Diff) -> String {
             out += &format!("  + gains  {}\n", access_line(a));
         }
         for c in &h.changes {
-            let mark = match c.kind {
-                "added" => '+',
-                "removed" => '-',
-                _ => '~',
-            };
-            out += &format!("  {mark} {}\n", change_line(c));
+            out += &format!("  {} {}\n", c.kind.mark(), change_line(c));
         }
     }
     out
@@ -543,40 +461,4 @@ pub fn markdown(d: &Diff) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(v: &[(u128, u128)]) -> Ranges {
-        Ranges(v.to_vec())
-    }
-
-    #[test]
-    fn range_arithmetic() {
-        let a = r(&[(0, 10), (20, 30)]);
-        let b = r(&[(5, 22), (25, 25)]);
-        assert_eq!(a.minus(&b), r(&[(0, 4), (23, 24), (26, 30)]));
-        assert_eq!(a.intersect(&b), r(&[(5, 10), (20, 22), (25, 25)]));
-        assert_eq!(b.minus(&a), r(&[(11, 19)]));
-        assert_eq!(a.minus(&a), r(&[]));
-        let full = Ranges::full(Family::V6);
-        assert_eq!(full.minus(&full), r(&[]));
-        assert_eq!(r(&[(0, 10)]).minus(&r(&[(0, 10)])), r(&[]));
-    }
-
-    #[test]
-    fn split_prefixes_are_the_same_set() {
-        let a: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
-        let b: Vec<IpNet> = vec![
-            "192.0.2.128/25".parse().unwrap(),
-            "192.0.2.0/25".parse().unwrap(),
-        ];
-        assert_eq!(Ranges::of(a.iter()), Ranges::of(b.iter()));
-        assert_eq!(
-            Ranges::of(a.iter()).prefixes(Family::V4),
-            vec!["192.0.2.0/24"]
-        );
-    }
 }

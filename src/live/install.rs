@@ -32,13 +32,43 @@ pub enum Backup {
     Skip,
 }
 
+/// A file's bytes, or `None` when there is no such file (nothing there, or a file where a
+/// directory of its path should be).
+pub fn read_opt(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`read_opt`] for a text file.
+pub fn read_text_opt(path: &Path) -> io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a file; one that is not there is already removed.
+pub fn remove_opt(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if !absent(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
 /// Puts `content` at `target`; see the module comment.
 pub fn install(target: &Path, content: &[u8], backup: Backup) -> io::Result<Installed> {
-    let old = match fs::read(target) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
+    let old = read_opt(target)?;
     if old.as_deref() == Some(content) {
         return Ok(Installed::Unchanged);
     }

@@ -3,35 +3,8 @@
 //! Numbers, addresses and prefixes stay text here; the checker parses them so that each bad
 //! value gets its own coded diagnostic instead of a generic syntax error.
 
-use std::ops::Range;
-
-/// A byte range in the source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-}
-
-impl Span {
-    pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end }
-    }
-    pub fn range(self) -> Range<usize> {
-        self.start..self.end
-    }
-}
-
-impl From<pest::Span<'_>> for Span {
-    fn from(s: pest::Span<'_>) -> Self {
-        Span::new(s.start(), s.end())
-    }
-}
-
-impl From<Span> for miette::SourceSpan {
-    fn from(s: Span) -> Self {
-        (s.start, s.end - s.start).into()
-    }
-}
+pub use crate::model::{Device, Protocol};
+pub use crate::source::Span;
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,24 +61,6 @@ pub struct AgentHost {
     pub devices: Vec<(Spanned<Device>, Text)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Device {
-    Private,
-    Public,
-    Guest,
-}
-
-impl Device {
-    pub const ALL: [Device; 3] = [Device::Private, Device::Public, Device::Guest];
-    pub fn keyword(self) -> &'static str {
-        match self {
-            Device::Private => "private",
-            Device::Public => "public",
-            Device::Guest => "guest",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Bridge {
     pub name: Text,
@@ -143,21 +98,6 @@ pub struct Firewall {
     pub ports: Vec<Ports>,
     pub allows: Vec<Allow>,
     pub on: Vec<Vec<Text>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    pub fn keyword(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@
 
 use pest::iterators::Pair;
 
+use super::parse::{Rule, is_keyword, pairs};
 use crate::diag::Diag;
-use crate::parse::{Rule, is_keyword, pairs};
 
 /// The canonical text of `text`, or the syntax error that prevents formatting.
 pub fn format(text: &str) -> Result<String, Diag> {

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-const BUILTIN: [&str; 5] = ["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"];
+use crate::model::BUILTIN_CHAINS;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -57,7 +57,7 @@ pub fn plan(rendered: &str, live: &str) -> Plan {
     let owned: Vec<&String> = want
         .order
         .iter()
-        .filter(|c| !BUILTIN.contains(&c.as_str()))
+        .filter(|c| !BUILTIN_CHAINS.contains(&c.as_str()))
         .collect();
     let mut changes = Vec::new();
     let mut body = Vec::new();
@@ -114,7 +114,7 @@ pub fn undo(rendered: &str, before: &str) -> String {
     let owned: Vec<&String> = want
         .order
         .iter()
-        .filter(|c| !BUILTIN.contains(&c.as_str()))
+        .filter(|c| !BUILTIN_CHAINS.contains(&c.as_str()))
         .collect();
     let mut body: Vec<String> = owned.iter().map(|c| format!(":{c} - [0:0]")).collect();
     let input = had.chains.get("INPUT").cloned().unwrap_or_default();

@@ -2,7 +2,7 @@
 //! between: links (bridges, 802.1Q subinterfaces, NICs), bridge ports, addresses and
 //! default routes.
 //!
-//! Pure data and decisions; [`crate::netlink`] reads and writes the kernel.
+//! Pure data and decisions; [`super::netlink`] reads and writes the kernel.
 //!
 //! Ownership: netc marks what it creates — links with the alias [`ALIAS`], addresses and
 //! routes with the protocol number [`PROTO`] — and removes only marked objects. Anything
@@ -41,14 +41,38 @@ impl fmt::Display for LinkKind {
     }
 }
 
+/// What the kernel says a link is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LiveKind {
+    /// No kind: a physical NIC, loopback.
+    #[default]
+    Plain,
+    Bridge,
+    /// 802.1Q, with its parent link and VLAN id.
+    Vlan {
+        parent: String,
+        id: u16,
+    },
+    /// Any other kind, by the kernel's name for it (`veth`, `bond`, `macvlan`, …).
+    Other(String),
+}
+
+impl fmt::Display for LiveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LiveKind::Plain => f.write_str("plain"),
+            LiveKind::Bridge => f.write_str("bridge"),
+            LiveKind::Vlan { .. } => f.write_str("vlan"),
+            LiveKind::Other(name) => f.write_str(name),
+        }
+    }
+}
+
 /// A link as the kernel reports it, with indices already turned into names.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LiveLink {
     pub name: String,
-    /// `bridge`, `vlan`, `veth`, …; `None` for plain devices (physical NICs, loopback).
-    pub kind: Option<String>,
-    /// For 802.1Q links: the parent link and the VLAN id.
-    pub vlan: Option<(String, u16)>,
+    pub kind: LiveKind,
     pub master: Option<String>,
     pub up: bool,
     pub alias: Option<String>,
@@ -59,15 +83,20 @@ impl LiveLink {
         self.alias.as_deref() == Some(ALIAS)
     }
 
-    fn kind(&self) -> Option<LinkKind> {
-        match (self.kind.as_deref(), &self.vlan) {
-            (Some("bridge"), _) => Some(LinkKind::Bridge),
-            (Some("vlan"), Some((parent, id))) => Some(LinkKind::Vlan {
+    /// The link as one netc could have made, if it is of such a kind.
+    fn managed_kind(&self) -> Option<LinkKind> {
+        match &self.kind {
+            LiveKind::Bridge => Some(LinkKind::Bridge),
+            LiveKind::Vlan { parent, id } => Some(LinkKind::Vlan {
                 parent: parent.clone(),
                 id: *id,
             }),
             _ => None,
         }
+    }
+
+    fn is_bridge(&self) -> bool {
+        self.kind == LiveKind::Bridge
     }
 }
 
@@ -299,11 +328,10 @@ pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
                     up: true,
                 });
             }
-            Some(l) if l.kind.as_deref() != Some("bridge") => p.refusals.push(format!(
+            Some(l) if !l.is_bridge() => p.refusals.push(format!(
                 "{} exists but is a {} link, not a bridge; netc does not change the kind of a \
                  link",
-                b.name,
-                l.kind.as_deref().unwrap_or("plain")
+                b.name, l.kind
             )),
             Some(l) => set_up(l, &mut ph),
         }
@@ -328,19 +356,18 @@ pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
                 });
             }
             Some(l) => {
-                match &l.vlan {
-                    Some((parent, id)) if (parent, *id) != (&b.nic, b.vlan) => {
+                match &l.kind {
+                    LiveKind::Vlan { parent, id } if (parent, *id) != (&b.nic, b.vlan) => {
                         p.refusals.push(format!(
                             "{port} is VLAN {id} on {parent}, not VLAN {} on {}; netc does not \
                              change links it finds (delete it: ip link del {port})",
                             b.vlan, b.nic
                         ))
                     }
-                    Some(_) => {}
-                    None => p.notes.push(format!(
-                        "{port} is a {} link, not an 802.1Q VLAN; netc uses it as {}'s port as \
-                         it is",
-                        l.kind.as_deref().unwrap_or("plain"),
+                    LiveKind::Vlan { .. } => {}
+                    other => p.notes.push(format!(
+                        "{port} is a {other} link, not an 802.1Q VLAN; netc uses it as {}'s port \
+                         as it is",
                         b.name
                     )),
                 }
@@ -494,13 +521,12 @@ fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: 
     let going = |l: &LiveLink| l.owned() && !wanted.contains(&l.name) && !foreign_name(&l.name);
     // Ports first, then bridges, so no bridge goes while a port still points at it.
     let mut order: Vec<&LiveLink> = live.links.iter().filter(|l| going(l)).collect();
-    order.sort_by_key(|l| l.kind.as_deref() == Some("bridge"));
+    order.sort_by_key(|l| l.is_bridge());
     for l in order {
-        let Some(kind) = l.kind() else {
+        let Some(kind) = l.managed_kind() else {
             p.notes.push(format!(
                 "{} carries netc's mark but is a {} link; left alone",
-                l.name,
-                l.kind.as_deref().unwrap_or("plain")
+                l.name, l.kind
             ));
             continue;
         };
@@ -549,59 +575,6 @@ fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: 
     }
 }
 
-/// The local end of an SSH session (`$SSH_CONNECTION` = client port server port).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Session {
-    pub client: IpAddr,
-    pub server: IpAddr,
-}
-
-impl Session {
-    pub fn from_env(value: &str) -> Option<Session> {
-        let mut words = value.split_whitespace();
-        let client = words.next()?.parse().ok()?;
-        let server = words.nth(1)?.parse().ok()?;
-        Some(Session { client, server })
-    }
-}
-
-/// Why `ops` would cut `session` off, if they would: they remove the address it connects
-/// to, or the link or default route its replies leave by.
-pub fn lockout(live: &LiveNet, ops: &[NetOp], session: Session) -> Option<String> {
-    let family = Family::of(&session.client);
-    // The way out: the most specific connected subnet, else the default route.
-    let connected = live
-        .addrs
-        .iter()
-        .filter(|a| a.net.trunc().contains(&session.client))
-        .max_by_key(|a| a.net.prefix_len())
-        .map(|a| (a.dev.as_str(), None));
-    let default = || {
-        live.routes
-            .iter()
-            .find(|r| Family::of(&r.gateway) == family)
-            .map(|r| (r.dev.as_str(), Some(r.gateway)))
-    };
-    let path = connected.or_else(default);
-    for op in ops {
-        let cut = match (op, path) {
-            (NetOp::DelAddr { net, .. }, _) if net.addr() == session.server => true,
-            (NetOp::DelLink { name, .. }, Some((dev, _))) => name == dev,
-            (NetOp::SetUp { link, up: false }, Some((dev, _))) => link == dev,
-            (NetOp::SetMaster { link, .. }, Some((dev, _))) => link == dev,
-            (NetOp::DelRoute { dev, gateway, .. }, Some((d, Some(g)))) => dev == d && *gateway == g,
-            _ => false,
-        };
-        if cut {
-            return Some(format!(
-                "this SSH session ({} → {}) depends on what this change removes: {op}",
-                session.client, session.server
-            ));
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,10 +598,10 @@ mod tests {
         }
     }
 
-    fn link(name: &str, kind: Option<&str>) -> LiveLink {
+    fn link(name: &str, kind: LiveKind) -> LiveLink {
         LiveLink {
             name: name.into(),
-            kind: kind.map(Into::into),
+            kind,
             up: true,
             ..LiveLink::default()
         }
@@ -638,16 +611,21 @@ mod tests {
     fn applied() -> LiveNet {
         LiveNet {
             links: vec![
-                link("eno1", None),
+                link("eno1", LiveKind::Plain),
                 LiveLink {
                     alias: Some(ALIAS.into()),
-                    ..link("br5", Some("bridge"))
+                    ..link("br5", LiveKind::Bridge)
                 },
                 LiveLink {
                     alias: Some(ALIAS.into()),
-                    vlan: Some(("eno1".into(), 5)),
                     master: Some("br5".into()),
-                    ..link("eno1.5", Some("vlan"))
+                    ..link(
+                        "eno1.5",
+                        LiveKind::Vlan {
+                            parent: "eno1".into(),
+                            id: 5,
+                        },
+                    )
                 },
             ],
             addrs: vec![LiveAddr {
@@ -671,7 +649,7 @@ mod tests {
     fn an_applied_host_needs_nothing_and_every_op_undoes() {
         assert_eq!(plan(&host(), &applied()), NetPlan::default());
         let fresh = LiveNet {
-            links: vec![link("eno1", None)],
+            links: vec![link("eno1", LiveKind::Plain)],
             ..LiveNet::default()
         };
         let p = plan(&host(), &fresh);
@@ -723,7 +701,7 @@ mod tests {
             gateway: "10.9.9.1".parse().unwrap(),
             proto: 3,
         };
-        live.links.push(link("breno1-5", Some("bridge")));
+        live.links.push(link("breno1-5", LiveKind::Bridge));
         let p = plan(&host(), &live);
         assert_eq!(p.ops, []);
         assert_eq!(p.refusals.len(), 1, "{p:?}");
@@ -757,36 +735,5 @@ mod tests {
         for name in ["br529", "eno1.529", "br-x", "br5-"] {
             assert!(!foreign_name(name), "{name}");
         }
-    }
-
-    #[test]
-    fn lockout_follows_the_session_address_and_path() {
-        let live = applied();
-        let via_subnet = Session::from_env("10.0.5.77 50000 10.0.5.2 22").unwrap();
-        let via_gateway = Session::from_env("203.0.113.7 50000 10.0.5.2 22").unwrap();
-        let del_addr = NetOp::DelAddr {
-            dev: "br5".into(),
-            net: "10.0.5.2/24".parse().unwrap(),
-            proto: PROTO,
-        };
-        let del_route = NetOp::DelRoute {
-            dev: "br5".into(),
-            gateway: "10.0.5.1".parse().unwrap(),
-            proto: PROTO,
-        };
-        let down = NetOp::SetUp {
-            link: "br5".into(),
-            up: false,
-        };
-        assert!(lockout(&live, &[del_addr], via_subnet).is_some());
-        assert!(lockout(&live, std::slice::from_ref(&down), via_subnet).is_some());
-        assert!(lockout(&live, std::slice::from_ref(&del_route), via_subnet).is_none());
-        assert!(lockout(&live, &[del_route], via_gateway).is_some());
-        let other = NetOp::SetUp {
-            link: "eno9".into(),
-            up: false,
-        };
-        assert!(lockout(&live, &[other], via_gateway).is_none());
-        assert_eq!(Session::from_env("garbage"), None);
     }
 }

@@ -1,0 +1,380 @@
+//! CloudStack agents: the site's defaults, each agent's devices, its management servers
+//! and the path to them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use super::values::{IFNAME_MAX, number};
+use super::{Checker, Defaults, HostCx, list_or_none};
+use crate::diag::{Code, Diag, did_you_mean};
+use crate::model::{Agent, BridgeType, Device, Family, Host, Role, Vlan};
+use crate::source::Span;
+use crate::syntax::ast::{self, Text};
+
+impl Checker<'_> {
+    pub(super) fn agent_defaults(&mut self, agents: &[ast::AgentDefaults]) -> Defaults {
+        let mut out = Defaults {
+            port: 8250,
+            bridge_type: BridgeType::Native,
+            connect: Family::V4,
+            devices: BTreeMap::from([
+                (Device::Private, (Role::Management, None)),
+                (Device::Public, (Role::Public, None)),
+                (Device::Guest, (Role::Guest, None)),
+            ]),
+        };
+        let Some(a) = self.single(agents, "agent", |a| a.span) else {
+            return out;
+        };
+        if let Some(p) = self.single(&a.ports, "port", |p| p.span).cloned() {
+            let port = number(&p, "port", 1, 65535, Code::PortRange);
+            out.port = self.ok(port).map_or(out.port, |p| p as u16);
+        }
+        if let Some(t) = self
+            .single(&a.bridge_types, "bridge-type", |t| t.span)
+            .cloned()
+        {
+            match t.value.as_str() {
+                "native" => out.bridge_type = BridgeType::Native,
+                "openvswitch" => {
+                    let d = Diag::new(
+                        Code::UnknownSetting,
+                        "netc does not build Open vSwitch bridges",
+                    )
+                    .label(
+                        t.span,
+                        "the interfaces file has Linux bridges (`bridge_ports`)",
+                    )
+                    .help("write `bridge-type native`: the agent must use the bridges netc builds");
+                    self.emit(d);
+                }
+                _ => self.unknown_setting(&t, "bridge type", &["native"]),
+            }
+        }
+        if let Some(t) = self.single(&a.connects, "connect", |t| t.span).cloned() {
+            match t.value.as_str() {
+                "ipv4" => out.connect = Family::V4,
+                "ipv6" => out.connect = Family::V6,
+                _ => self.unknown_setting(&t, "address family", &["ipv4", "ipv6"]),
+            }
+        }
+        for device in Device::ALL {
+            let set: Vec<_> = a
+                .devices
+                .iter()
+                .filter(|(d, _)| d.value == device)
+                .collect();
+            let Some((_, role)) = self
+                .single(&set, device.keyword(), |(d, _)| d.span)
+                .copied()
+            else {
+                continue;
+            };
+            match Role::from_name(&role.value) {
+                Some(r) => {
+                    out.devices.insert(device, (r, Some(role.span)));
+                }
+                None => self.unknown_role(role),
+            }
+        }
+        out
+    }
+
+    pub(super) fn unknown_setting(&mut self, t: &Text, what: &str, choices: &[&str]) {
+        let d = Diag::new(
+            Code::UnknownSetting,
+            format!("`{}` is not a known {what}", t.value),
+        )
+        .label(t.span, format!("expected {}", choices.join(" or ")))
+        .help(
+            did_you_mean(&t.value, choices.iter().copied())
+                .unwrap_or_else(|| format!("write one of: {}", choices.join(", "))),
+        );
+        self.emit(d);
+    }
+
+    /// Resolves each agent's device keys and its management servers.
+    pub(super) fn agents(
+        &mut self,
+        ast_hosts: &[ast::Host],
+        hosts: &mut [HostCx],
+        defaults: &Defaults,
+    ) {
+        let (private_role, _) = defaults.devices[&Device::Private];
+        let mgmt_vlan = self.vlan_with_role(private_role).map(|v| v.id);
+        let any_agent = ast_hosts.iter().any(|h| !h.agent.is_empty());
+        let servers = match mgmt_vlan {
+            Some(vlan) if any_agent => self.management_servers(hosts, vlan, defaults.connect),
+            _ => Vec::new(),
+        };
+        let first_agent = ast_hosts
+            .iter()
+            .find_map(|h| h.agent.first().map(|a| (a.span, &h.name.value)));
+        if let Some((span, name)) = first_agent
+            && !hosts.iter().any(|h| h.model.management_server)
+        {
+            let d = Diag::new(
+                Code::NoManagementServer,
+                "there are agents but no management server",
+            )
+            .label(span, format!("`{name}` is an agent"))
+            .help("mark the hosts running cloudstack-management with `management-server`");
+            self.emit(d);
+        }
+        let index: HashMap<Span, usize> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name_span, i))
+            .collect();
+        for h in ast_hosts {
+            let Some(cx) = index.get(&h.name.span).map(|&i| &mut hosts[i]) else {
+                continue;
+            };
+            let Some(stmt) = self.single(&h.agent, "agent", |a| a.span).cloned() else {
+                continue;
+            };
+            let mut devices: BTreeMap<Device, String> = BTreeMap::new();
+            for device in Device::ALL {
+                let set: Vec<_> = stmt
+                    .devices
+                    .iter()
+                    .filter(|(d, _)| d.value == device)
+                    .collect();
+                if let Some((_, bridge)) = self
+                    .single(&set, device.keyword(), |(d, _)| d.span)
+                    .copied()
+                {
+                    if cx.bridge_spans.contains_key(&bridge.value) {
+                        devices.insert(device, bridge.value.clone());
+                    } else {
+                        self.unknown_bridge(&cx.model, bridge);
+                    }
+                    continue;
+                }
+                let (role, role_span) = defaults.devices[&device];
+                let Some(vlan) = self.vlan_with_role(role).map(|v| v.id) else {
+                    // Like the agent itself, an unmapped public/guest device falls back to
+                    // the private one; an explicit mapping must resolve.
+                    let fallback = devices.get(&Device::Private).cloned();
+                    match fallback {
+                        Some(private) if role_span.is_none() && device != Device::Private => {
+                            devices.insert(device, private);
+                        }
+                        // The private device failed: that is reported already.
+                        None if role_span.is_none() && device != Device::Private => {}
+                        _ => self.role_without_vlan(device, role, role_span, stmt.span),
+                    }
+                    continue;
+                };
+                match cx.model.bridge_on(vlan) {
+                    Some(b) => {
+                        devices.insert(device, b.name.clone());
+                    }
+                    None if cx.incomplete => {}
+                    None => {
+                        let mut d = Diag::new(
+                            Code::AgentMissingBridge,
+                            format!(
+                                "agent `{}` has no bridge on VLAN {vlan} for `{}.network.device`",
+                                cx.model.name,
+                                device.keyword()
+                            ),
+                        )
+                        .label(
+                            stmt.span,
+                            format!(
+                                "`{}` is VLAN {vlan}'s role `{}`",
+                                device.keyword(),
+                                role.name()
+                            ),
+                        );
+                        if let Some(s) = role_span {
+                            d = d.label(s, "mapped here");
+                        }
+                        d = d.help(format!(
+                            "add a bridge on VLAN {vlan} to `{}`, or name one with `agent {{ {} <bridge> }}`",
+                            cx.model.name,
+                            device.keyword()
+                        ));
+                        self.emit(d);
+                    }
+                }
+            }
+            if let Some(vlan) = mgmt_vlan {
+                self.management_path(cx, vlan, defaults.connect, stmt.span);
+            }
+            let (Some(private), Some(public), Some(guest)) = (
+                devices.get(&Device::Private),
+                devices.get(&Device::Public),
+                devices.get(&Device::Guest),
+            ) else {
+                continue;
+            };
+            self.guest_bridge_names(cx, &[public, guest]);
+            cx.model.agent = Some(Agent {
+                servers: servers.clone(),
+                port: defaults.port,
+                private_device: private.clone(),
+                public_device: public.clone(),
+                guest_device: guest.clone(),
+                bridge_type: defaults.bridge_type,
+            });
+        }
+    }
+
+    pub(super) fn vlan_with_role(&self, role: Role) -> Option<&Vlan> {
+        self.vlans
+            .values()
+            .map(|(v, _)| v)
+            .find(|v| v.role == Some(role))
+    }
+
+    pub(super) fn unknown_bridge(&mut self, host: &Host, t: &Text) {
+        let names: Vec<&str> = host.bridges.iter().map(|b| b.name.as_str()).collect();
+        let d = Diag::new(
+            Code::UnknownBridge,
+            format!("host `{}` has no bridge `{}`", host.name, t.value),
+        )
+        .label(t.span, "not a bridge of this host")
+        .help(
+            did_you_mean(&t.value, names.iter().copied())
+                .unwrap_or_else(|| format!("its bridges: {}", list_or_none(&names))),
+        );
+        self.emit(d);
+    }
+
+    pub(super) fn role_without_vlan(
+        &mut self,
+        device: Device,
+        role: Role,
+        role_span: Option<Span>,
+        agent: Span,
+    ) {
+        let span = role_span.unwrap_or(agent);
+        let how = if role_span.is_some() {
+            "mapped"
+        } else {
+            "by default mapped"
+        };
+        let d = Diag::new(
+            Code::UnknownRole,
+            format!("no VLAN has role `{}`", role.name()),
+        )
+        .label(
+            span,
+            format!("`{}` is {how} to role `{}`", device.keyword(), role.name()),
+        )
+        .help(format!(
+            "give a VLAN `role {}`, or map `{}` to another role in the site's `agent` block",
+            role.name(),
+            device.keyword()
+        ));
+        self.emit(d);
+    }
+
+    /// The management servers' addresses agents connect to, in topology order.
+    pub(super) fn management_servers(
+        &mut self,
+        hosts: &[HostCx],
+        vlan: u16,
+        family: Family,
+    ) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for cx in hosts.iter().filter(|c| c.model.management_server) {
+            match cx.model.bridge_on(vlan).and_then(|b| b.address(family)) {
+                Some(a) => out.push(a.net.addr()),
+                None if cx.incomplete => {}
+                None => {
+                    let d = Diag::new(
+                        Code::NoManagementPath,
+                        format!("management server `{}` has no {} address on VLAN {vlan}", cx.model.name, family.name()),
+                    )
+                    .label(cx.name_span, "agents could not reach this server")
+                    .help(format!(
+                        "add a bridge with an {} address on VLAN {vlan}, or set `connect` in the site's `agent` block",
+                        family.name()
+                    ));
+                    self.emit(d);
+                }
+            }
+        }
+        out
+    }
+
+    /// An agent reaches the servers on the management VLAN, or through its default route.
+    pub(super) fn management_path(&mut self, cx: &HostCx, vlan: u16, family: Family, agent: Span) {
+        if cx.incomplete {
+            return;
+        }
+        let direct = cx
+            .model
+            .bridge_on(vlan)
+            .and_then(|b| b.address(family))
+            .is_some();
+        let routed = cx
+            .model
+            .bridges
+            .iter()
+            .filter_map(|b| b.address(family))
+            .any(|a| a.gateway.is_some());
+        if !direct && !routed {
+            let d = Diag::new(
+                Code::NoManagementPath,
+                format!(
+                    "agent `{}` cannot reach the management servers",
+                    cx.model.name
+                ),
+            )
+            .label(
+                agent,
+                format!(
+                    "has no {} address on VLAN {vlan} and no {} default route",
+                    family.name(),
+                    family.name()
+                ),
+            )
+            .help(format!(
+                "give `{}` an {} address on VLAN {vlan}",
+                cx.model.name,
+                family.name()
+            ));
+            self.emit(d);
+        }
+    }
+
+    /// CloudStack names guest bridges `br<nic>-<vlan>`; warn when that cannot fit for VLAN 4094.
+    pub(super) fn guest_bridge_names(&mut self, cx: &HostCx, bridges: &[&String]) {
+        let mut warned: Vec<&str> = Vec::new();
+        for name in bridges {
+            let Some(b) = cx.model.bridges.iter().find(|b| &&b.name == name) else {
+                continue;
+            };
+            let longest = format!("br{}-4094", b.nic);
+            if longest.len() <= IFNAME_MAX || warned.contains(&b.nic.as_str()) {
+                continue;
+            }
+            warned.push(&b.nic);
+            let span = cx.bridge_spans[&b.name].0;
+            let d = Diag::new(
+                Code::GuestBridgeNameTooLong,
+                format!(
+                    "CloudStack's guest bridges on `{}` may not fit in 15 bytes",
+                    b.nic
+                ),
+            )
+            .label(
+                span,
+                format!(
+                    "guest traffic of `{}` rides on NIC `{}`",
+                    cx.model.name, b.nic
+                ),
+            )
+            .help(format!(
+                "CloudStack names guest VLAN bridges `br<nic>-<vlan>`: `{longest}` is {} bytes; \
+                 NIC names of up to 8 bytes (e.g. via a udev rename) avoid that",
+                longest.len()
+            ));
+            self.emit(d);
+        }
+    }
+}

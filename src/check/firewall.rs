@@ -1,0 +1,275 @@
+//! Firewalls: chain names, ports, allowed sources, the hosts each is on, and lints on them.
+
+use std::collections::{BTreeSet, HashMap};
+
+use ipnet::IpNet;
+
+use super::values::{self, CHAIN_MAX, bad_identifier, number};
+use super::{Checker, HostCx, cover};
+use crate::diag::{Code, Diag};
+use crate::model::{AllowedSource, BUILTIN_CHAINS, Family, Policy, PortSet, Protocol};
+use crate::source::Span;
+use crate::syntax::ast::{self, Allow, Text};
+
+impl Checker<'_> {
+    pub(super) fn policies(
+        &mut self,
+        firewalls: &[ast::Firewall],
+        hosts: &[HostCx],
+    ) -> Vec<Policy> {
+        let mut out = Vec::new();
+        let mut chains: HashMap<String, Span> = HashMap::new();
+        for fw in firewalls {
+            let chain_ok = self.chain_name(&fw.name, &mut chains);
+            if fw.ports.is_empty() {
+                let d = Diag::new(
+                    Code::MissingSetting,
+                    format!("firewall `{}` has no `ports`", fw.name.value),
+                )
+                .label(fw.name.span, "needs a `ports` statement")
+                .help("list the service ports it protects, e.g. `ports tcp 16509, 16514`");
+                self.emit(d);
+            }
+            let ports = self.ports(&fw.ports);
+            let sources = self.sources(&fw.allows);
+            let on = self.single(&fw.on, "on", |names| names[0].span).cloned();
+            let targets: BTreeSet<String> = match on {
+                Some(names) => names
+                    .iter()
+                    .filter(|n| {
+                        let known = hosts.iter().any(|h| h.model.name == n.value);
+                        if !known {
+                            self.unknown_host(n, hosts);
+                        }
+                        known
+                    })
+                    .map(|n| n.value.clone())
+                    .collect(),
+                None => hosts
+                    .iter()
+                    .filter(|h| h.model.is_cloudstack())
+                    .map(|h| h.model.name.clone())
+                    .collect(),
+            };
+            if targets.is_empty() {
+                let d = Diag::new(
+                    Code::RuleNeverMatches,
+                    format!("firewall `{}` is on no host", fw.name.value),
+                )
+                .label(fw.name.span, "renders nowhere")
+                .help("mark hosts `management-server` or `agent`, or name them with `on`");
+                self.emit(d);
+            }
+            if chain_ok {
+                out.push(Policy {
+                    chain: fw.name.value.clone(),
+                    ports,
+                    sources,
+                    hosts: targets,
+                });
+            }
+        }
+        self.shared_ports(firewalls, &out);
+        out
+    }
+
+    /// A port protected by two chains on one host needs a source allowed by both: warn.
+    pub(super) fn shared_ports(&mut self, firewalls: &[ast::Firewall], policies: &[Policy]) {
+        let mut first: HashMap<(Protocol, u16), (usize, Span)> = HashMap::new();
+        for (i, p) in policies.iter().enumerate() {
+            let Some(fw) = firewalls.iter().find(|f| f.name.value == p.chain) else {
+                continue;
+            };
+            for stmt in &fw.ports {
+                for t in &stmt.numbers {
+                    let Ok(port) = t.value.parse::<u16>() else {
+                        continue;
+                    };
+                    let Some(&(j, span)) = first.get(&(stmt.protocol, port)) else {
+                        first.insert((stmt.protocol, port), (i, t.span));
+                        continue;
+                    };
+                    let other = &policies[j];
+                    if j == i || p.hosts.is_disjoint(&other.hosts) {
+                        continue;
+                    }
+                    let d = Diag::new(
+                        Code::PortCollision,
+                        format!("{} {port} is protected by `{}` and `{}`", stmt.protocol.keyword(), other.chain, p.chain),
+                    )
+                    .label(t.span, format!("also in `{}`", p.chain))
+                    .label(span, format!("in `{}`", other.chain))
+                    .help("on hosts with both chains a source must be allowed by both; list the port in one firewall");
+                    self.emit(d);
+                }
+            }
+        }
+    }
+
+    pub(super) fn chain_name(&mut self, t: &Text, chains: &mut HashMap<String, Span>) -> bool {
+        let why = if let Some(why) = bad_identifier(&t.value) {
+            Some((Code::BadName, why))
+        } else if BUILTIN_CHAINS.contains(&t.value.as_str()) {
+            Some((
+                Code::BadName,
+                "a built-in chain: netc owns its own chain and jumps to it from INPUT".into(),
+            ))
+        } else if t.value.len() > CHAIN_MAX {
+            Some((
+                Code::ChainNameTooLong,
+                format!("{} bytes; iptables allows {CHAIN_MAX}", t.value.len()),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, why)) = why {
+            let d = Diag::new(code, format!("`{}` cannot be a chain name", t.value))
+                .label(t.span, why)
+                .help(format!(
+                    "name the chain with up to {CHAIN_MAX} letters, digits, `-` or `_`"
+                ));
+            self.emit(d);
+            return false;
+        }
+        if let Some(first) = chains.insert(t.value.clone(), t.span) {
+            let d = Diag::new(
+                Code::DuplicateChain,
+                format!("firewall `{}` is declared twice", t.value),
+            )
+            .label(t.span, "declared again here")
+            .label(first, "first declared here")
+            .help("merge the two blocks: each firewall is one chain");
+            self.emit(d);
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn ports(&mut self, ports: &[ast::Ports]) -> Vec<PortSet> {
+        let mut out: Vec<PortSet> = Vec::new();
+        let mut seen: HashMap<(Protocol, u16), Span> = HashMap::new();
+        for p in ports {
+            let mut list = Vec::new();
+            for t in &p.numbers {
+                let n = number(t, "port", 1, 65535, Code::PortRange);
+                let Some(port) = self.ok(n).map(|n| n as u16) else {
+                    continue;
+                };
+                if let Some(first) = seen.insert((p.protocol, port), t.span) {
+                    let d = Diag::new(
+                        Code::DuplicatePort,
+                        format!("{} port {port} is listed twice", p.protocol.keyword()),
+                    )
+                    .label(t.span, "listed again here")
+                    .label(first, "first listed here")
+                    .help("list each port once");
+                    self.emit(d);
+                    continue;
+                }
+                if let Some(service) = well_known(p.protocol, port) {
+                    let d = Diag::new(
+                        Code::PortCollision,
+                        format!("{} {port} is {service}", p.protocol.keyword()),
+                    )
+                    .label(t.span, "a well-known service port")
+                    .help("only the allowed sources will reach it: make sure that is meant");
+                    self.emit(d);
+                }
+                list.push(port);
+            }
+            if let Some(first) = p.numbers.first().filter(|_| !list.is_empty()) {
+                out.push(PortSet {
+                    protocol: p.protocol,
+                    ports: list,
+                    line: self.line(first.span),
+                });
+            }
+        }
+        out
+    }
+
+    pub(super) fn sources(&mut self, allows: &[Allow]) -> Vec<AllowedSource> {
+        let mut out: Vec<(AllowedSource, Span)> = Vec::new();
+        for a in allows {
+            match a {
+                Allow::Prefix(t) => {
+                    if let Some(net) = self.ok(values::source(t)) {
+                        out.push((
+                            AllowedSource {
+                                net,
+                                line: self.line(t.span),
+                            },
+                            t.span,
+                        ));
+                    }
+                }
+                Allow::Vlan(t) => {
+                    let Some(vlan) = self.vlan_ref(t).cloned() else {
+                        continue;
+                    };
+                    if vlan.subnets.is_empty() {
+                        let d = Diag::new(
+                            Code::VlanWithoutPrefix,
+                            format!("VLAN {} has no prefix to allow", vlan.id),
+                        )
+                        .label(t.span, "this VLAN has no `prefix`")
+                        .help("add a `prefix` to the VLAN, or allow its prefix literally");
+                        self.emit(d);
+                    }
+                    for s in &vlan.subnets {
+                        out.push((
+                            AllowedSource {
+                                net: s.net,
+                                line: self.line(t.span),
+                            },
+                            t.span,
+                        ));
+                    }
+                }
+            }
+        }
+        for (s, span) in out.iter().filter(|(s, _)| s.net.prefix_len() == 0) {
+            let family = Family::of_net(&s.net).name();
+            let d = Diag::new(
+                Code::RuleNeverMatches,
+                format!("{} allows every {family} source", s.net),
+            )
+            .label(*span, format!("every {family} packet RETURNs here"))
+            .help(format!(
+                "this chain's REJECT rules can never match {family} traffic; is that meant?"
+            ));
+            self.emit(d);
+        }
+        let nets: Vec<IpNet> = out.iter().map(|(s, _)| s.net).collect();
+        for (i, by) in cover::covered(&nets) {
+            let (covered, span) = &out[i];
+            let (cover, cover_span) = &out[by];
+            let what = if covered.net == cover.net {
+                "already allowed"
+            } else {
+                "already covered"
+            };
+            let d = Diag::new(
+                Code::CoveredSource,
+                format!("{} is {what} by {}", covered.net, cover.net),
+            )
+            .label(*span, "this source adds nothing")
+            .label(*cover_span, format!("{} allowed here", cover.net))
+            .help("remove the narrower (or repeated) `allow`");
+            self.emit(d);
+        }
+        out.into_iter().map(|(s, _)| s).collect()
+    }
+}
+
+/// Services whose ports deserve a second look when a firewall protects them.
+fn well_known(protocol: Protocol, port: u16) -> Option<&'static str> {
+    Some(match (protocol, port) {
+        (Protocol::Tcp, 22) => "SSH: a mistake in the allowed sources locks admins out",
+        (_, 53) => "DNS",
+        (Protocol::Tcp, 80 | 443) => "the web (nginx in front of the management server)",
+        (Protocol::Tcp, 3306) => "MariaDB: its clients reach it through the VIP",
+        (Protocol::Tcp, 8080) => "the management server's UI and API",
+        _ => return None,
+    })
+}

@@ -1,0 +1,179 @@
+//! Carrying out one [`Step`] on the host: the kernel through [`Kernel`], the firewall through
+//! iptables-restore and nft, files through [`install`], and keepalived's reload. Also the
+//! check, before anything is touched, of every new file with the tool that will read it.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::install::{self, Backup};
+use super::net::NetOp;
+use super::netlink::Kernel;
+use super::plan::NftRecord;
+use super::probe;
+use super::step::Step;
+use crate::model::Family;
+use crate::render::ArtefactKind;
+use crate::tool::{Tool, ToolError};
+
+/// What steps act on: the kernel, and where keepalived keeps its pid.
+pub struct System<'a> {
+    pub kernel: &'a mut Kernel,
+    pub keepalived_pid: std::path::PathBuf,
+    /// Lines for the user about what happened beside the steps themselves.
+    pub notes: Vec<String>,
+}
+
+impl Step {
+    pub fn run(&self, sys: &mut System) -> io::Result<()> {
+        self.carry_out(sys)
+            .map_err(|e| io::Error::new(e.kind(), format!("{self}: {e}")))
+    }
+
+    fn carry_out(&self, sys: &mut System) -> io::Result<()> {
+        match self {
+            Step::Net(op) => net(sys.kernel, op),
+            Step::Iptables { family, restore } => iptables_restore(*family, restore),
+            Step::Nft { script, record } => nft_load(script, record),
+            Step::File {
+                kind,
+                path,
+                content,
+                check,
+            } => {
+                match content {
+                    Some(text) => {
+                        if *check {
+                            check_file(*kind, path, text, &mut sys.notes)?;
+                        }
+                        if let Some(dir) = path.parent() {
+                            fs::create_dir_all(dir)?;
+                        }
+                        install::install(path, text.as_bytes(), Backup::Keep)?;
+                    }
+                    None => install::remove_opt(path)?,
+                }
+                if kind.reloads() {
+                    reload_keepalived(&sys.keepalived_pid, &mut sys.notes);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn net(kernel: &mut Kernel, op: &NetOp) -> io::Result<()> {
+    match op {
+        NetOp::AddLink { name, kind } => kernel.add_link(name, kind),
+        NetOp::DelLink { name, .. } => kernel.del_link(name),
+        NetOp::SetMaster { link, master, .. } => kernel.set_master(link, master.as_deref()),
+        NetOp::SetUp { link, up } => kernel.set_up(link, *up),
+        NetOp::AddAddr { dev, net, proto } => kernel.add_addr(dev, *net, *proto),
+        NetOp::DelAddr { dev, net, .. } => kernel.del_addr(dev, *net),
+        NetOp::AddRoute {
+            dev,
+            gateway,
+            proto,
+        } => kernel.add_route(dev, *gateway, *proto),
+        NetOp::DelRoute {
+            dev,
+            gateway,
+            proto,
+        } => kernel.del_route(dev, *gateway, *proto),
+    }
+}
+
+fn iptables_restore(family: Family, input: &str) -> io::Result<()> {
+    let tool = format!("{}-restore", family.iptables());
+    Tool::new(&tool).arg("--noflush").input(input).run()?;
+    Ok(())
+}
+
+/// `nft -f` the script (one transaction), then record what was loaded and the listing.
+fn nft_load(script: &str, record: &Path) -> io::Result<()> {
+    Tool::new("nft").args(["-f", "-"]).input(script).run()?;
+    let r = NftRecord {
+        script: script.to_string(),
+        listing: probe::nft_list()?,
+    };
+    if let Some(dir) = record.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let json = serde_json::to_vec(&r).expect("plain data");
+    install::install(record, &json, Backup::Skip).map(|_| ())
+}
+
+/// Checks the files a plan installs with the tools that will read them, before anything is
+/// touched: `iptables-restore --test`, `nft -c`, `ifquery --list`. keepalived's config is
+/// checked when it is installed (`keepalived -t` wants the bridges to exist). A tool that is
+/// not installed is a note, not an error.
+pub fn validate(steps: &[(Step, Step)], notes: &mut Vec<String>) -> io::Result<()> {
+    for (step, _) in steps {
+        if let Step::File {
+            kind,
+            path,
+            content: Some(text),
+            check: false,
+        } = step
+        {
+            check_file(*kind, path, text, notes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the tool that reads a `kind` of file on `text` (for `path`), in its checking mode.
+fn check_file(
+    kind: ArtefactKind,
+    path: &Path,
+    text: &str,
+    notes: &mut Vec<String>,
+) -> io::Result<()> {
+    let Some(checker) = kind.checker() else {
+        return Ok(());
+    };
+    let mut file = tempfile::Builder::new().prefix("netc-check").tempfile()?;
+    file.write_all(text.as_bytes())?;
+    let tool = Tool::new(checker.tool).args(checker.args);
+    let tool = if checker.stdin {
+        tool.input(text)
+    } else {
+        tool.arg(file.path())
+    };
+    match tool.run() {
+        Ok(_) => Ok(()),
+        Err(ToolError::Missing { tool }) => {
+            notes.push(format!(
+                "{tool} is not installed: {} was not checked",
+                path.display()
+            ));
+            Ok(())
+        }
+        Err(ToolError::Failed {
+            tool,
+            status,
+            stderr,
+        }) => Err(io::Error::other(format!(
+            "{tool} rejects the new {} (exit {}): {}",
+            path.display(),
+            status.unwrap_or(-1),
+            stderr.trim()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SIGHUP to a running keepalived (what `systemctl reload keepalived` does).
+fn reload_keepalived(pid_file: &Path, notes: &mut Vec<String>) {
+    let pid = fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw);
+    match pid.map(|p| rustix::process::kill_process(p, rustix::process::Signal::HUP)) {
+        Some(Ok(())) => notes.push("keepalived reloaded".into()),
+        _ => notes.push(format!(
+            "keepalived is not running (no live pid in {}): start it to use the new config",
+            pid_file.display()
+        )),
+    }
+}

@@ -1,0 +1,350 @@
+//! The kernel over rtnetlink: read links, addresses and default routes, and one method per
+//! change netc makes (create or delete a link, set its master or state, add or delete an
+//! address or a default route).
+//!
+//! rtnetlink is async; a current-thread tokio runtime drives it, one request at a time.
+
+use std::io;
+use std::net::IpAddr;
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
+};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVlan, RouteMessageBuilder};
+
+use ipnet::IpNet;
+
+use super::net::{ALIAS, LinkKind, LiveAddr, LiveKind, LiveLink, LiveNet, LiveRoute};
+
+pub struct Kernel {
+    runtime: tokio::runtime::Runtime,
+    handle: Handle,
+    /// Requests the kernel accepted (changes made), since [`Kernel::open`].
+    pub writes: usize,
+}
+
+fn err(e: rtnetlink::Error) -> io::Error {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => match m.to_io() {
+            e if e.raw_os_error().is_some() => e,
+            _ => io::Error::other(m.to_string()),
+        },
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl Kernel {
+    pub fn open() -> io::Result<Kernel> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let handle = runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection()?;
+            tokio::spawn(connection);
+            io::Result::Ok(handle)
+        })?;
+        Ok(Kernel {
+            runtime,
+            handle,
+            writes: 0,
+        })
+    }
+
+    /// Every link, every address and the default routes of the main table.
+    pub fn read(&self) -> io::Result<LiveNet> {
+        let h = &self.handle;
+        self.runtime.block_on(async {
+            let links: Vec<LinkMessage> =
+                h.link().get().execute().try_collect().await.map_err(err)?;
+            let addrs: Vec<AddressMessage> = h
+                .address()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(err)?;
+            let mut routes: Vec<RouteMessage> = Vec::new();
+            for family in [
+                RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+                RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+            ] {
+                let found: Vec<RouteMessage> = h
+                    .route()
+                    .get(family)
+                    .execute()
+                    .try_collect()
+                    .await
+                    .map_err(err)?;
+                routes.extend(found);
+            }
+            Ok(live(&links, &addrs, &routes))
+        })
+    }
+
+    /// Runs one request; counts it as a write when the kernel accepted it.
+    fn write<F: std::future::Future<Output = io::Result<()>>>(
+        &mut self,
+        request: impl FnOnce(Handle) -> F,
+    ) -> io::Result<()> {
+        let done = self.runtime.block_on(request(self.handle.clone()));
+        if done.is_ok() {
+            self.writes += 1;
+        }
+        done
+    }
+
+    /// Creates a link, down, without a master, and marks it with [`ALIAS`]. The kernel takes
+    /// IFLA_IFALIAS only on a change, not at creation: the mark is a second request, and the
+    /// link is deleted again if that fails.
+    pub fn add_link(&mut self, name: &str, kind: &LinkKind) -> io::Result<()> {
+        self.write(|h| async move {
+            let message = match kind {
+                LinkKind::Bridge => LinkBridge::new(name).build(),
+                LinkKind::Vlan { parent, id } => {
+                    let parent = index(&h, parent).await?;
+                    LinkVlan::new(name, parent, *id).build()
+                }
+            };
+            h.link()
+                .add(message)
+                .execute()
+                .await
+                .map_err(|e| match (err(e), kind) {
+                    (e, LinkKind::Vlan { .. }) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                        io::Error::new(
+                            e.kind(),
+                            format!("{e} (does this kernel have 802.1Q? modprobe 8021q)"),
+                        )
+                    }
+                    (e, _) => e,
+                })?;
+            let index = index(&h, name).await?;
+            let mark = LinkUnspec::new_with_index(index).alias(ALIAS).build();
+            if let Err(e) = h.link().change(mark).execute().await {
+                let _ = h.link().del(index).execute().await;
+                return Err(err(e));
+            }
+            Ok(())
+        })
+    }
+
+    pub fn del_link(&mut self, name: &str) -> io::Result<()> {
+        self.write(|h| async move {
+            let index = index(&h, name).await?;
+            h.link().del(index).execute().await.map_err(err)
+        })
+    }
+
+    /// Puts `link` into the bridge `master`, or (`None`) out of any.
+    pub fn set_master(&mut self, link: &str, master: Option<&str>) -> io::Result<()> {
+        self.write(|h| async move {
+            let builder = LinkUnspec::new_with_index(index(&h, link).await?);
+            let builder = match master {
+                Some(m) => builder.controller(index(&h, m).await?),
+                None => builder.nocontroller(),
+            };
+            h.link()
+                .change(builder.build())
+                .execute()
+                .await
+                .map_err(err)
+        })
+    }
+
+    pub fn set_up(&mut self, link: &str, up: bool) -> io::Result<()> {
+        self.write(|h| async move {
+            let builder = LinkUnspec::new_with_index(index(&h, link).await?);
+            let builder = if up { builder.up() } else { builder.down() };
+            h.link()
+                .change(builder.build())
+                .execute()
+                .await
+                .map_err(err)
+        })
+    }
+
+    /// Adds an address marked with the protocol number `proto`.
+    pub fn add_addr(&mut self, dev: &str, net: IpNet, proto: u8) -> io::Result<()> {
+        self.write(|h| async move {
+            let index = index(&h, dev).await?;
+            let mut request = h.address().add(index, net.addr(), net.prefix_len());
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Protocol(AddressProtocol::from(proto)));
+            request.execute().await.map_err(err)
+        })
+    }
+
+    pub fn del_addr(&mut self, dev: &str, net: IpNet) -> io::Result<()> {
+        self.write(|h| async move {
+            let index = index(&h, dev).await?;
+            let found: Vec<AddressMessage> = h
+                .address()
+                .get()
+                .set_link_index_filter(index)
+                .set_address_filter(net.addr())
+                .set_prefix_length_filter(net.prefix_len())
+                .execute()
+                .try_collect()
+                .await
+                .map_err(err)?;
+            let Some(message) = found.into_iter().next() else {
+                return Err(io::Error::other(format!("{net} is not on {dev}")));
+            };
+            h.address().del(message).execute().await.map_err(err)
+        })
+    }
+
+    /// Adds a default route via `gateway` on `dev`, marked with `proto`.
+    pub fn add_route(&mut self, dev: &str, gateway: IpAddr, proto: u8) -> io::Result<()> {
+        self.write(|h| async move {
+            let route = default_route(index(&h, dev).await?, gateway, proto);
+            h.route().add(route).execute().await.map_err(err)
+        })
+    }
+
+    pub fn del_route(&mut self, dev: &str, gateway: IpAddr, proto: u8) -> io::Result<()> {
+        self.write(|h| async move {
+            let route = default_route(index(&h, dev).await?, gateway, proto);
+            h.route().del(route).execute().await.map_err(err)
+        })
+    }
+}
+
+/// The index of the link called `name`.
+async fn index(h: &Handle, name: &str) -> io::Result<u32> {
+    let found: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| io::Error::other(format!("link {name}: {}", err(e))))?;
+    found
+        .first()
+        .map(|m| m.header.index)
+        .ok_or_else(|| io::Error::other(format!("link {name} does not exist")))
+}
+
+fn default_route(index: u32, gateway: IpAddr, proto: u8) -> RouteMessage {
+    match gateway {
+        IpAddr::V4(g) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+            .gateway(g)
+            .output_interface(index)
+            .protocol(RouteProtocol::from(proto))
+            .build(),
+        IpAddr::V6(g) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+            .gateway(g)
+            .output_interface(index)
+            .protocol(RouteProtocol::from(proto))
+            .build(),
+    }
+}
+
+/// The kernel's messages as [`LiveNet`]: indices become names.
+fn live(links: &[LinkMessage], addrs: &[AddressMessage], routes: &[RouteMessage]) -> LiveNet {
+    let name_of = |index: u32| -> Option<String> {
+        links
+            .iter()
+            .find(|l| l.header.index == index)
+            .and_then(|l| {
+                l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+            })
+    };
+    let mut out = LiveNet::default();
+    for l in links {
+        let mut link = LiveLink {
+            up: l.header.flags.contains(LinkFlags::Up),
+            ..LiveLink::default()
+        };
+        let (mut parent, mut kind, mut vlan_id) = (None, None, None);
+        for a in &l.attributes {
+            match a {
+                LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::IfAlias(n) => link.alias = Some(n.clone()),
+                LinkAttribute::Controller(m) => link.master = name_of(*m),
+                LinkAttribute::Link(p) => parent = name_of(*p),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(k) => kind = Some(k.clone()),
+                            LinkInfo::Data(InfoData::Vlan(data)) => {
+                                vlan_id = data.iter().find_map(|d| match d {
+                                    InfoVlan::Id(id) => Some(*id),
+                                    _ => None,
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link.kind = match (kind, parent, vlan_id) {
+            (None, _, _) => LiveKind::Plain,
+            (Some(InfoKind::Bridge), _, _) => LiveKind::Bridge,
+            (Some(InfoKind::Vlan), Some(parent), Some(id)) => LiveKind::Vlan { parent, id },
+            (Some(other), _, _) => LiveKind::Other(other.to_string()),
+        };
+        out.links.push(link);
+    }
+    for a in addrs {
+        let Some(dev) = name_of(a.header.index) else {
+            continue;
+        };
+        let mut addr = None;
+        let mut proto = 0;
+        for attr in &a.attributes {
+            match attr {
+                // IPv4: the local address; IPv6 has only IFA_ADDRESS.
+                AddressAttribute::Local(ip) => addr = Some(*ip),
+                AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
+                AddressAttribute::Protocol(p) => proto = u8::from(*p),
+                _ => {}
+            }
+        }
+        if let Some(net) = addr.and_then(|ip| ipnet::IpNet::new(ip, a.header.prefix_len).ok()) {
+            out.addrs.push(LiveAddr { dev, net, proto });
+        }
+    }
+    for r in routes {
+        let main = r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        });
+        let table = main.unwrap_or(u32::from(r.header.table));
+        if r.header.destination_prefix_length != 0 || table != u32::from(RouteHeader::RT_TABLE_MAIN)
+        {
+            continue;
+        }
+        let mut gateway = None;
+        let mut dev = None;
+        for a in &r.attributes {
+            match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(IpAddr::V4(*g)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(IpAddr::V6(*g)),
+                RouteAttribute::Oif(i) => dev = name_of(*i),
+                _ => {}
+            }
+        }
+        if let (Some(gateway), Some(dev)) = (gateway, dev) {
+            out.routes.push(LiveRoute {
+                dev,
+                gateway,
+                proto: u8::from(r.header.protocol),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,262 @@
+//! `netc plan`: what `apply` would change on a live host, read-only.
+//!
+//! Covers the host's network (links, ports, addresses, default routes: [`super::net`]), its
+//! files (compared with the render), the live iptables chains (through `iptables-save`) and
+//! the owned agent.properties keys (merged, never replaced). Besides what people read, a plan
+//! carries the [`Step`]s that `apply` runs, each with its inverse.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::install::read_text_opt;
+use super::iptables;
+use super::net::{self, NetOp};
+use super::probe::Live;
+use super::properties::{self, KeyState};
+use super::step::Step;
+use crate::config::Target;
+use crate::model::{Host, Topology};
+use crate::render::{self, ArtefactKind};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub host: String,
+    /// Kernel changes, in the order apply makes them.
+    pub network: Vec<NetOp>,
+    /// Files to create or replace, as absolute paths on the host.
+    pub files: Vec<FileChange>,
+    /// Per family, the iptables changes.
+    pub firewall: Vec<String>,
+    /// Owned agent.properties keys that differ: (key, found, wanted).
+    pub agent: Vec<AgentKey>,
+    /// Conflicts that stop apply: netc will not resolve them on its own.
+    pub refusals: Vec<String>,
+    /// Things left as they are, worth knowing.
+    pub notes: Vec<String>,
+    /// What apply runs: each step with its inverse.
+    #[serde(skip)]
+    pub steps: Vec<(Step, Step)>,
+}
+
+impl Plan {
+    /// Nothing to do. (The steps are the truth; what people read follows from them.)
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    pub action: FileAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    Create,
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentKey {
+    pub key: String,
+    /// None: the key is missing.
+    pub found: Option<String>,
+    pub wanted: String,
+}
+
+/// What the last apply loaded into the `inet netc` table and what the kernel listed after.
+/// The table is current when both still hold: the render is the same and nobody changed the
+/// table since (its listing is the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NftRecord {
+    pub script: String,
+    pub listing: Option<String>,
+}
+
+pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::io::Result<Plan> {
+    let net = net::plan(host, live.net);
+    let mut plan = Plan {
+        host: host.name.clone(),
+        steps: net
+            .ops
+            .iter()
+            .map(|op| (Step::Net(op.clone()), Step::Net(op.inverse())))
+            .collect(),
+        network: net.ops,
+        refusals: net.refusals,
+        notes: net.notes,
+        ..Plan::default()
+    };
+    let mut firewall_steps = Vec::new();
+    for artefact in render::host(topo, host, target) {
+        let on_host: PathBuf = live.root.join(artefact.path());
+        let old = read_text_opt(&on_host)?;
+        let kind = artefact.kind;
+        let file_step = |content: String, plan: &mut Plan| {
+            // The new config is checked before it goes in; the old one comes back unchecked.
+            let step = |content, check| Step::File {
+                kind,
+                path: on_host.clone(),
+                content,
+                check,
+            };
+            // keepalived's check needs the new bridges: it runs when the file is installed.
+            let check_on_install = kind == ArtefactKind::Keepalived;
+            plan.steps.push((
+                step(Some(content), check_on_install),
+                step(old.clone(), false),
+            ));
+        };
+        match kind {
+            ArtefactKind::AgentProperties => {
+                agent_keys(host, old.as_deref(), &mut plan, file_step);
+                continue;
+            }
+            ArtefactKind::Nft => firewall_steps.extend(nft(&artefact.text, live, &mut plan)?),
+            ArtefactKind::RulesV4 | ArtefactKind::RulesV6 => {
+                // The live firewall can differ from the rules file, current or not.
+                let family = kind.family().expect("a rules file");
+                let saved = (live.iptables_save)(family)?;
+                let p = iptables::plan(&artefact.text, &saved);
+                if let Some(restore) = p.restore {
+                    let undo = iptables::undo(&artefact.text, &saved);
+                    firewall_steps.push((
+                        Step::Iptables { family, restore },
+                        Step::Iptables {
+                            family,
+                            restore: undo,
+                        },
+                    ));
+                }
+                let changes = p
+                    .changes
+                    .into_iter()
+                    .map(|c| format!("{}: {c}", family.name()));
+                plan.firewall.extend(changes);
+            }
+            ArtefactKind::Interfaces | ArtefactKind::Keepalived => {}
+        }
+        let action = match &old {
+            None => FileAction::Create,
+            Some(text) if *text != artefact.text => FileAction::Replace,
+            Some(_) => continue,
+        };
+        plan.files.push(FileChange {
+            path: format!("/{}", artefact.path()),
+            action,
+        });
+        file_step(artefact.text, &mut plan);
+    }
+    // The live firewall last: the files that restore it at boot are in place by then.
+    plan.steps.extend(firewall_steps);
+    Ok(plan)
+}
+
+/// agent.properties: only the owned keys, merged into the agent's own file.
+fn agent_keys(
+    host: &Host,
+    current: Option<&str>,
+    plan: &mut Plan,
+    file_step: impl Fn(String, &mut Plan),
+) {
+    let agent = host
+        .agent
+        .as_ref()
+        .expect("agent.properties is rendered for agents");
+    let owned: Vec<(&str, String)> = agent.keys().into_iter().collect();
+    let merged = properties::merge(current.unwrap_or_default(), &owned);
+    if merged.changed() {
+        file_step(merged.text, plan);
+    }
+    for ((key, state), (_, wanted)) in merged.keys.into_iter().zip(owned) {
+        let found = match state {
+            KeyState::Same => continue,
+            KeyState::Drifted { found } => Some(found),
+            KeyState::Added => None,
+        };
+        plan.agent.push(AgentKey { key, found, wanted });
+    }
+}
+
+/// The nftables target: reload the table when the render or the live table changed.
+fn nft(script: &str, live: &Live, plan: &mut Plan) -> std::io::Result<Option<(Step, Step)>> {
+    let listing = (live.nft_list)()?;
+    let record: Option<NftRecord> =
+        read_text_opt(live.nft_record)?.and_then(|t| serde_json::from_str(&t).ok());
+    let change = match &record {
+        _ if listing.is_none() => Some("create table inet netc"),
+        Some(r) if r.listing != listing => {
+            Some("reload table inet netc (changed since netc loaded it)")
+        }
+        Some(r) if r.script == script => None,
+        _ => Some("reload table inet netc"),
+    };
+    let Some(change) = change else {
+        return Ok(None);
+    };
+    plan.firewall.push(change.to_string());
+    let undo = format!(
+        "table inet netc\ndelete table inet netc\n{}",
+        listing.as_deref().unwrap_or("")
+    );
+    let step = |script| Step::Nft {
+        script,
+        record: live.nft_record.to_path_buf(),
+    };
+    Ok(Some((step(script.to_string()), step(undo))))
+}
+
+/// The plan for people.
+pub fn text(p: &Plan) -> String {
+    let mut out = if p.is_empty() {
+        format!("{}: no changes\n", p.host)
+    } else {
+        format!("{}:\n", p.host)
+    };
+    if !p.network.is_empty() {
+        out += "  network\n";
+        for op in &p.network {
+            out += &format!("    {op}\n");
+        }
+    }
+    if !p.files.is_empty() {
+        out += "  files\n";
+        for f in &p.files {
+            let mark = match f.action {
+                FileAction::Create => '+',
+                FileAction::Replace => '~',
+            };
+            out += &format!("    {mark} {}\n", f.path);
+        }
+    }
+    if !p.firewall.is_empty() {
+        out += "  firewall\n";
+        for c in &p.firewall {
+            out += &format!("    ~ {c}\n");
+        }
+    }
+    if !p.agent.is_empty() {
+        out += "  /etc/cloudstack/agent/agent.properties (owned keys only)\n";
+        for k in &p.agent {
+            match &k.found {
+                Some(found) => {
+                    out += &format!(
+                        "    ~ {}: {found} → {} (changed since netc set it, or never set)\n",
+                        k.key, k.wanted
+                    )
+                }
+                None => out += &format!("    + {}={}\n", k.key, k.wanted),
+            }
+        }
+    }
+    for r in &p.refusals {
+        out += &format!("  refused: {r}\n");
+    }
+    for n in &p.notes {
+        out += &format!("  note: {n}\n");
+    }
+    out
+}

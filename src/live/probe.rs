@@ -1,0 +1,42 @@
+//! Reading the live state that is not the network: the firewall as iptables-save and nft
+//! list it, and netc's files under the host's root. [`Live`] bundles the readers so that
+//! the planner can be given others in tests.
+
+use std::io;
+use std::path::Path;
+
+use super::net::LiveNet;
+use crate::model::Family;
+use crate::render::NFT_TABLE;
+use crate::tool::Tool;
+
+/// Where the live state comes from: the filesystem under `root`, the network, and the
+/// firewall as `iptables-save -t filter` prints it, per family.
+pub struct Live<'a> {
+    pub root: &'a Path,
+    pub net: &'a LiveNet,
+    pub iptables_save: &'a dyn Fn(Family) -> io::Result<String>,
+    /// `nft list table inet netc`; `None` when there is no such table.
+    pub nft_list: &'a dyn Fn() -> io::Result<Option<String>>,
+    /// Where apply records what it loaded into nftables (see [`super::plan::NftRecord`]).
+    pub nft_record: &'a Path,
+}
+
+/// `iptables-save -t filter` (or ip6tables-save).
+pub fn iptables_save(family: Family) -> io::Result<String> {
+    let tool = format!("{}-save", family.iptables());
+    Ok(Tool::new(&tool).args(["-t", "filter"]).text()?)
+}
+
+/// `nft list table inet netc`, or `None` when there is no such table.
+pub fn nft_list() -> io::Result<Option<String>> {
+    let tables = Tool::new("nft").args(["list", "tables", "inet"]).text()?;
+    let ours = format!("table inet {NFT_TABLE}");
+    if !tables.lines().any(|l| l.trim() == ours) {
+        return Ok(None);
+    }
+    let listing = Tool::new("nft")
+        .args(["list", "table", "inet", NFT_TABLE])
+        .text()?;
+    Ok(Some(listing))
+}

@@ -1,0 +1,57 @@
+//! One change to a host, as plain data: planned together with its inverse before anything is
+//! touched, kept on disk while an apply waits for `netc confirm`, carried out by
+//! [`super::exec`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::net::NetOp;
+use crate::model::Family;
+use crate::render::ArtefactKind;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", content = "with", rename_all = "kebab-case")]
+pub enum Step {
+    Net(NetOp),
+    /// `iptables-restore --noflush` (or ip6tables-) with this input.
+    Iptables {
+        family: Family,
+        restore: String,
+    },
+    /// `nft -f` this script (one transaction), then record it and the table's listing at
+    /// `record` ([`super::plan::NftRecord`]).
+    Nft {
+        script: String,
+        record: PathBuf,
+    },
+    /// Put `content` at `path` (`None`: remove it); `check` it first with the tool that
+    /// reads it, where that needs the new network (keepalived); reload what rereads it.
+    File {
+        kind: ArtefactKind,
+        path: PathBuf,
+        content: Option<String>,
+        check: bool,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Net(op) => write!(f, "{op}"),
+            Step::Iptables { family, .. } => write!(f, "restore netc's {} chains", family.name()),
+            Step::Nft { .. } => write!(f, "load table inet netc"),
+            Step::File {
+                path,
+                content: Some(_),
+                ..
+            } => write!(f, "install {}", path.display()),
+            Step::File {
+                path,
+                content: None,
+                ..
+            } => write!(f, "remove {}", path.display()),
+        }
+    }
+}

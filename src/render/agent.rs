@@ -1,0 +1,19 @@
+//! The owned keys of CloudStack's `agent.properties`.
+
+use askama::Template;
+
+use crate::model::{Agent, Topology};
+
+#[derive(Template)]
+#[template(path = "agent.properties", escape = "none")]
+pub(super) struct AgentProperties<'a> {
+    source: &'a str,
+    keys: [(&'static str, String); 6],
+}
+
+pub(super) fn agent_properties<'a>(topo: &'a Topology, agent: &'a Agent) -> AgentProperties<'a> {
+    AgentProperties {
+        source: &topo.source,
+        keys: agent.keys(),
+    }
+}

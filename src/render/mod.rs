@@ -1,0 +1,199 @@
+//! Model → the text of each host's files, one askama template per artefact (`templates/`).
+//!
+//! Decisions live in Rust (which stanzas a bridge gets, how ports are chunked); templates only
+//! lay the prepared values out. [`ArtefactKind`] says, for each kind of file, where it lives on
+//! a host, which tool reads it (and so checks it) and what must reload it.
+
+mod agent;
+mod firewall;
+mod interfaces;
+mod keepalived;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Target;
+use crate::model::{Family, Host, Topology};
+
+pub use firewall::{MULTIPORT_MAX, NFT_TABLE};
+
+/// Every kind of file netc renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtefactKind {
+    /// ifupdown's `/etc/network/interfaces`.
+    Interfaces,
+    /// iptables-save files for netfilter-persistent.
+    RulesV4,
+    RulesV6,
+    /// The `inet netc` nftables table.
+    Nft,
+    Keepalived,
+    /// The owned keys of CloudStack's agent.properties (merged into the agent's file).
+    AgentProperties,
+}
+
+/// How a tool that reads a file checks it without acting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checker {
+    pub tool: &'static str,
+    pub args: &'static [&'static str],
+    /// The file goes to the tool's stdin (else its path is the last argument).
+    pub stdin: bool,
+}
+
+impl ArtefactKind {
+    pub const ALL: [ArtefactKind; 6] = [
+        ArtefactKind::Interfaces,
+        ArtefactKind::RulesV4,
+        ArtefactKind::RulesV6,
+        ArtefactKind::Nft,
+        ArtefactKind::Keepalived,
+        ArtefactKind::AgentProperties,
+    ];
+
+    /// Where the file lives on a host, relative to `/`.
+    pub fn path(self) -> &'static str {
+        match self {
+            ArtefactKind::Interfaces => "etc/network/interfaces",
+            ArtefactKind::RulesV4 => "etc/iptables/rules.v4",
+            ArtefactKind::RulesV6 => "etc/iptables/rules.v6",
+            ArtefactKind::Nft => "etc/nftables.d/netc.nft",
+            ArtefactKind::Keepalived => "etc/keepalived/keepalived.conf",
+            ArtefactKind::AgentProperties => "etc/cloudstack/agent/agent.properties",
+        }
+    }
+
+    /// The kind of the file at `path` (relative to a host's `/`), if netc renders it.
+    pub fn of_path(path: &Path) -> Option<ArtefactKind> {
+        ArtefactKind::ALL
+            .into_iter()
+            .find(|k| Path::new(k.path()) == path)
+    }
+
+    /// The iptables rules file of a family.
+    pub fn rules(family: Family) -> ArtefactKind {
+        match family {
+            Family::V4 => ArtefactKind::RulesV4,
+            Family::V6 => ArtefactKind::RulesV6,
+        }
+    }
+
+    /// For an iptables rules file, its family.
+    pub fn family(self) -> Option<Family> {
+        match self {
+            ArtefactKind::RulesV4 => Some(Family::V4),
+            ArtefactKind::RulesV6 => Some(Family::V6),
+            _ => None,
+        }
+    }
+
+    /// The tool that reads the file, in the mode that only checks it. keepalived's check
+    /// needs the interfaces it names to exist.
+    pub fn checker(self) -> Option<Checker> {
+        let (tool, args, stdin): (_, &'static [&'static str], _) = match self {
+            ArtefactKind::Interfaces => ("ifquery", &["--list", "-i"], false),
+            ArtefactKind::RulesV4 => ("iptables-restore", &["--test"], true),
+            ArtefactKind::RulesV6 => ("ip6tables-restore", &["--test"], true),
+            ArtefactKind::Nft => ("nft", &["-c", "-f"], false),
+            ArtefactKind::Keepalived => ("keepalived", &["-t", "-f"], false),
+            ArtefactKind::AgentProperties => return None,
+        };
+        Some(Checker { tool, args, stdin })
+    }
+
+    /// Whether a running service rereads the file when it changes (keepalived does on SIGHUP).
+    pub fn reloads(self) -> bool {
+        self == ArtefactKind::Keepalived
+    }
+}
+
+/// One file of a host's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artefact {
+    pub kind: ArtefactKind,
+    pub text: String,
+}
+
+impl Artefact {
+    /// The file's path relative to the host's `/` (`etc/...`).
+    pub fn path(&self) -> &'static str {
+        self.kind.path()
+    }
+}
+
+/// Every file of every host, keyed by `<host>/etc/...`: the whole `out/` tree.
+pub fn tree(topo: &Topology, target: Target) -> BTreeMap<PathBuf, String> {
+    let firewalls = firewall::Firewalls::new(topo);
+    topo.hosts
+        .iter()
+        .flat_map(|h| {
+            files(topo, &firewalls, h, target)
+                .into_iter()
+                .map(|a| (PathBuf::from(&h.name).join(a.path()), a.text))
+        })
+        .collect()
+}
+
+/// The files of one host.
+pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
+    files(topo, &firewall::Firewalls::new(topo), host, target)
+}
+
+fn files(
+    topo: &Topology,
+    firewalls: &firewall::Firewalls,
+    host: &Host,
+    target: Target,
+) -> Vec<Artefact> {
+    let mut out = vec![artefact(
+        ArtefactKind::Interfaces,
+        interfaces::interfaces(topo, host),
+    )];
+    let chains = firewalls.on(topo, host);
+    if target.iptables() {
+        for family in Family::ALL {
+            let rules = firewall::iptables(topo, &chains, family);
+            out.push(artefact(ArtefactKind::rules(family), rules));
+        }
+    }
+    if target.nftables() {
+        out.push(artefact(
+            ArtefactKind::Nft,
+            firewall::nftables(topo, &chains),
+        ));
+    }
+    if topo.vips_of(&host.name).next().is_some() {
+        let conf = keepalived::keepalived(topo, host);
+        out.push(artefact(ArtefactKind::Keepalived, conf));
+    }
+    if let Some(agent) = &host.agent {
+        let properties = agent::agent_properties(topo, agent);
+        out.push(artefact(ArtefactKind::AgentProperties, properties));
+    }
+    out
+}
+
+fn artefact(kind: ArtefactKind, template: impl Template) -> Artefact {
+    let mut text = template
+        .render()
+        .expect("templates only print plain values");
+    text.push('\n');
+    Artefact { kind, text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_found_by_its_path() {
+        for kind in ArtefactKind::ALL {
+            assert_eq!(ArtefactKind::of_path(Path::new(kind.path())), Some(kind));
+        }
+        assert_eq!(ArtefactKind::of_path(Path::new("etc/hosts")), None);
+    }
+}
