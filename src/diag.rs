@@ -86,6 +86,10 @@ codes! {
     BadConfig => "bad-config", Error;
     VipMemberNotManagementServer => "vip-member-not-management-server", Warning;
     PortCollision => "port-collision", Warning;
+    WellKnownPort => "well-known-port", Warning;
+    DuplicateVip => "duplicate-vip", Error;
+    NoVlanWithRole => "no-vlan-with-role", Error;
+    RelativePath => "relative-path", Error;
     RuleNeverMatches => "rule-never-matches", Warning;
 }
 
@@ -119,6 +123,21 @@ impl Diag {
             labels: Vec::new(),
             help: None,
         }
+    }
+
+    /// Something said twice: the later place (`again`, the line just written) is the primary
+    /// label, the earlier one (`first`) the second: "declared again here", "first declared
+    /// here".
+    pub fn repeated(
+        code: Code,
+        message: impl Into<String>,
+        verb: &str,
+        again: Span,
+        first: Span,
+    ) -> Self {
+        Diag::new(code, message)
+            .label(again, format!("{verb} again here"))
+            .label(first, format!("first {verb} here"))
     }
 
     pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {

@@ -133,73 +133,7 @@ impl Checker<'_> {
             let Some(stmt) = self.single(&h.agent, "agent", |a| a.span).cloned() else {
                 continue;
             };
-            let mut devices: BTreeMap<Device, String> = BTreeMap::new();
-            for device in Device::ALL {
-                let set: Vec<_> = stmt
-                    .devices
-                    .iter()
-                    .filter(|(d, _)| d.value == device)
-                    .collect();
-                if let Some((_, bridge)) = self
-                    .single(&set, device.keyword(), |(d, _)| d.span)
-                    .copied()
-                {
-                    if cx.bridge_spans.contains_key(&bridge.value) {
-                        devices.insert(device, bridge.value.clone());
-                    } else {
-                        self.unknown_bridge(&cx.model, bridge);
-                    }
-                    continue;
-                }
-                let (role, role_span) = defaults.devices[&device];
-                let Some(vlan) = self.vlan_with_role(role).map(|v| v.id) else {
-                    // Like the agent itself, an unmapped public/guest device falls back to
-                    // the private one; an explicit mapping must resolve.
-                    let fallback = devices.get(&Device::Private).cloned();
-                    match fallback {
-                        Some(private) if role_span.is_none() && device != Device::Private => {
-                            devices.insert(device, private);
-                        }
-                        // The private device failed: that is reported already.
-                        None if role_span.is_none() && device != Device::Private => {}
-                        _ => self.role_without_vlan(device, role, role_span, stmt.span),
-                    }
-                    continue;
-                };
-                match cx.model.bridge_on(vlan) {
-                    Some(b) => {
-                        devices.insert(device, b.name.clone());
-                    }
-                    None if cx.incomplete => {}
-                    None => {
-                        let mut d = Diag::new(
-                            Code::AgentMissingBridge,
-                            format!(
-                                "agent `{}` has no bridge on VLAN {vlan} for `{}.network.device`",
-                                cx.model.name,
-                                device.keyword()
-                            ),
-                        )
-                        .label(
-                            stmt.span,
-                            format!(
-                                "`{}` is VLAN {vlan}'s role `{}`",
-                                device.keyword(),
-                                role.name()
-                            ),
-                        );
-                        if let Some(s) = role_span {
-                            d = d.label(s, "mapped here");
-                        }
-                        d = d.help(format!(
-                            "add a bridge on VLAN {vlan} to `{}`, or name one with `agent {{ {} <bridge> }}`",
-                            cx.model.name,
-                            device.keyword()
-                        ));
-                        self.emit(d);
-                    }
-                }
-            }
+            let devices = self.devices(cx, &stmt, defaults);
             if let Some(vlan) = mgmt_vlan {
                 self.management_path(cx, vlan, defaults.connect, stmt.span);
             }
@@ -220,6 +154,92 @@ impl Checker<'_> {
                 bridge_type: defaults.bridge_type,
             });
         }
+    }
+
+    /// The bridge of each device key of one agent: named in its `agent { … }`, or found by
+    /// the device's VLAN role.
+    fn devices(
+        &mut self,
+        cx: &HostCx,
+        stmt: &ast::AgentHost,
+        defaults: &Defaults,
+    ) -> BTreeMap<Device, String> {
+        let mut devices: BTreeMap<Device, String> = BTreeMap::new();
+        for device in Device::ALL {
+            let set: Vec<_> = stmt
+                .devices
+                .iter()
+                .filter(|(d, _)| d.value == device)
+                .collect();
+            if let Some((_, bridge)) = self
+                .single(&set, device.keyword(), |(d, _)| d.span)
+                .copied()
+            {
+                if cx.bridge_spans.contains_key(&bridge.value) {
+                    devices.insert(device, bridge.value.clone());
+                } else {
+                    self.unknown_bridge(&cx.model, bridge);
+                }
+                continue;
+            }
+            let (role, role_span) = defaults.devices[&device];
+            let Some(vlan) = self.vlan_with_role(role).map(|v| v.id) else {
+                // Like the agent itself, an unmapped public/guest device falls back to the
+                // private one; an explicit mapping must resolve.
+                let fallback = devices.get(&Device::Private).cloned();
+                match fallback {
+                    Some(private) if role_span.is_none() && device != Device::Private => {
+                        devices.insert(device, private);
+                    }
+                    // The private device failed: that is reported already.
+                    None if role_span.is_none() && device != Device::Private => {}
+                    _ => self.role_without_vlan(device, role, role_span, stmt.span),
+                }
+                continue;
+            };
+            match cx.model.bridge_on(vlan) {
+                Some(b) => {
+                    devices.insert(device, b.name.clone());
+                }
+                None if cx.incomplete => {}
+                None => self.agent_missing_bridge(cx, stmt, device, (vlan, role, role_span)),
+            }
+        }
+        devices
+    }
+
+    fn agent_missing_bridge(
+        &mut self,
+        cx: &HostCx,
+        stmt: &ast::AgentHost,
+        device: Device,
+        (vlan, role, role_span): (u16, Role, Option<Span>),
+    ) {
+        let mut d = Diag::new(
+            Code::AgentMissingBridge,
+            format!(
+                "agent `{}` has no bridge on VLAN {vlan} for `{}.network.device`",
+                cx.model.name,
+                device.keyword()
+            ),
+        )
+        .label(
+            stmt.span,
+            format!(
+                "`{}` is VLAN {vlan}'s role `{}`",
+                device.keyword(),
+                role.name()
+            ),
+        );
+        if let Some(s) = role_span {
+            d = d.label(s, "mapped here");
+        }
+        d = d.help(format!(
+            "add a bridge on VLAN {vlan} to `{}`, or name one with `agent {{ {} <bridge> }}`",
+            cx.model.name,
+            device.keyword()
+        ));
+        self.emit(d);
     }
 
     pub(super) fn vlan_with_role(&self, role: Role) -> Option<&Vlan> {
@@ -257,7 +277,7 @@ impl Checker<'_> {
             "by default mapped"
         };
         let d = Diag::new(
-            Code::UnknownRole,
+            Code::NoVlanWithRole,
             format!("no VLAN has role `{}`", role.name()),
         )
         .label(

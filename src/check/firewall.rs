@@ -132,12 +132,13 @@ impl Checker<'_> {
             return false;
         }
         if let Some(first) = chains.insert(t.value.clone(), t.span) {
-            let d = Diag::new(
+            let d = Diag::repeated(
                 Code::DuplicateChain,
                 format!("firewall `{}` is declared twice", t.value),
+                "declared",
+                t.span,
+                first,
             )
-            .label(t.span, "declared again here")
-            .label(first, "first declared here")
             .help("merge the two blocks: each firewall is one chain");
             self.emit(d);
             return false;
@@ -156,19 +157,20 @@ impl Checker<'_> {
                     continue;
                 };
                 if let Some(first) = seen.insert((p.protocol, port), t.span) {
-                    let d = Diag::new(
+                    let d = Diag::repeated(
                         Code::DuplicatePort,
                         format!("{} port {port} is listed twice", p.protocol.keyword()),
+                        "listed",
+                        t.span,
+                        first,
                     )
-                    .label(t.span, "listed again here")
-                    .label(first, "first listed here")
                     .help("list each port once");
                     self.emit(d);
                     continue;
                 }
                 if let Some(service) = well_known(p.protocol, port) {
                     let d = Diag::new(
-                        Code::PortCollision,
+                        Code::WellKnownPort,
                         format!("{} {port} is {service}", p.protocol.keyword()),
                     )
                     .label(t.span, "a well-known service port")

@@ -28,12 +28,13 @@ impl Checker<'_> {
                 continue;
             }
             if let Some(first) = names.get(&h.name.value) {
-                let d = Diag::new(
+                let d = Diag::repeated(
                     Code::DuplicateHost,
                     format!("host `{}` is declared twice", h.name.value),
+                    "declared",
+                    h.name.span,
+                    *first,
                 )
-                .label(h.name.span, "declared again here")
-                .label(*first, "first declared here")
                 .help("merge the two blocks or rename one");
                 self.emit(d);
                 continue;
@@ -167,12 +168,13 @@ impl Checker<'_> {
             return false;
         }
         if let Some(first) = names.get(name) {
-            let d = Diag::new(
+            let d = Diag::repeated(
                 Code::DuplicateInterface,
                 format!("interface `{name}` is declared twice on this host"),
+                "declared",
+                span,
+                *first,
             )
-            .label(span, "declared again here")
-            .label(*first, "first declared here")
             .help("each NIC, bridge and VLAN subinterface of a host needs its own name");
             self.emit(d);
             return false;

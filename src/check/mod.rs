@@ -125,10 +125,14 @@ impl Checker<'_> {
         span: impl Fn(&T) -> Span,
     ) -> Option<&'t T> {
         for extra in items.iter().skip(1) {
-            let d = Diag::new(Code::DuplicateSetting, format!("`{what}` is set twice"))
-                .label(span(extra), "set again here")
-                .label(span(&items[0]), "first set here")
-                .help(format!("keep one `{what}` statement"));
+            let d = Diag::repeated(
+                Code::DuplicateSetting,
+                format!("`{what}` is set twice"),
+                "set",
+                span(extra),
+                span(&items[0]),
+            )
+            .help(format!("keep one `{what}` statement"));
             self.emit(d);
         }
         items.first()

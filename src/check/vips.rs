@@ -42,12 +42,13 @@ impl Checker<'_> {
             if let Some((id, span)) = router_id
                 && let Some(first) = router_ids.insert((vlan.id, id), span)
             {
-                let d = Diag::new(
+                let d = Diag::repeated(
                     Code::DuplicateRouterId,
                     format!("virtual router id {id} is used twice on VLAN {}", vlan.id),
+                    "used",
+                    span,
+                    first,
                 )
-                .label(span, "used again here")
-                .label(first, "first used here")
                 .help("VRRP tells routers on one VLAN apart by id: pick another id (1–255)");
                 self.emit(d);
             }
@@ -79,12 +80,13 @@ impl Checker<'_> {
             return false;
         }
         if let Some(first) = names.insert(t.value.clone(), t.span) {
-            let d = Diag::new(
-                Code::DuplicateSetting,
+            let d = Diag::repeated(
+                Code::DuplicateVip,
                 format!("VIP `{}` is declared twice", t.value),
+                "declared",
+                t.span,
+                first,
             )
-            .label(t.span, "declared again here")
-            .label(first, "first declared here")
             .help("VIP names become keepalived instance names and must be unique");
             self.emit(d);
             return false;
@@ -97,7 +99,7 @@ impl Checker<'_> {
         let mut ok = true;
         if !c.script.value.starts_with('/') {
             let d = Diag::new(
-                Code::BadName,
+                Code::RelativePath,
                 format!("check script `{}` is not an absolute path", c.script.value),
             )
             .label(c.script.span, "keepalived runs scripts by absolute path")
@@ -138,12 +140,13 @@ impl Checker<'_> {
                 continue;
             };
             if let Some((_, first)) = out.iter().find(|(o, _)| o.host == m.host.value) {
-                let d = Diag::new(
+                let d = Diag::repeated(
                     Code::DuplicateMember,
                     format!("`{}` is a member twice", m.host.value),
+                    "listed",
+                    m.host.span,
+                    *first,
                 )
-                .label(m.host.span, "listed again here")
-                .label(*first, "first listed here")
                 .help("list each member once");
                 self.emit(d);
                 ok = false;
@@ -278,12 +281,13 @@ impl Checker<'_> {
                 continue;
             }
             if let Some(first) = seen.insert(addr, t.span) {
-                let d = Diag::new(
+                let d = Diag::repeated(
                     Code::DuplicateAddress,
                     format!("{addr} is used by two VIPs"),
+                    "used",
+                    t.span,
+                    first,
                 )
-                .label(t.span, "used again here")
-                .label(first, "first used here")
                 .help("every VIP address must be unique");
                 self.emit(d);
                 continue;

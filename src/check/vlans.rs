@@ -23,10 +23,14 @@ impl Checker<'_> {
                 continue;
             };
             if let Some((_, first)) = self.vlans.get(&id) {
-                let d = Diag::new(Code::DuplicateVlan, format!("VLAN {id} is declared twice"))
-                    .label(v.id.span, "declared again here")
-                    .label(*first, "first declared here")
-                    .help("merge the two blocks or change one id");
+                let d = Diag::repeated(
+                    Code::DuplicateVlan,
+                    format!("VLAN {id} is declared twice"),
+                    "declared",
+                    v.id.span,
+                    *first,
+                )
+                .help("merge the two blocks or change one id");
                 self.emit(d);
                 continue;
             }

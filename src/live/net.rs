@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Family, Host};
+use crate::model::{Bridge, Family, Host};
 
 /// The alias (`ip link set X alias netc`) that marks a link netc created.
 pub const ALIAS: &str = "netc";
@@ -282,25 +282,6 @@ pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
     let mut p = NetPlan::default();
     let mut ph = Phases::default();
     let mut wanted: BTreeSet<String> = BTreeSet::new();
-    let refuse_foreign = |name: &str, p: &mut NetPlan| {
-        let foreign = foreign_name(name);
-        if foreign {
-            p.refusals.push(format!(
-                "{name} is named like a libvirt or CloudStack link; netc does not manage those \
-                 (rename it in the topology)"
-            ));
-        }
-        foreign
-    };
-    let set_up = |l: &LiveLink, ph: &mut Phases| {
-        if !l.up {
-            ph.up.push(NetOp::SetUp {
-                link: l.name.clone(),
-                up: true,
-            });
-        }
-    };
-
     for nic in &host.nics {
         wanted.insert(nic.clone());
         match live.link(nic) {
@@ -312,104 +293,124 @@ pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
         }
     }
     for b in &host.bridges {
-        let port = b.port();
         wanted.insert(b.name.clone());
-        if refuse_foreign(&b.name, &mut p) | refuse_foreign(&port, &mut p) {
-            continue;
+        if bridge(b, live, &mut p, &mut ph) {
+            wanted.insert(b.port());
         }
-        match live.link(&b.name) {
-            None => {
-                ph.create.push(NetOp::AddLink {
-                    name: b.name.clone(),
-                    kind: LinkKind::Bridge,
-                });
-                ph.up.push(NetOp::SetUp {
-                    link: b.name.clone(),
-                    up: true,
-                });
-            }
-            Some(l) if !l.is_bridge() => p.refusals.push(format!(
-                "{} exists but is a {} link, not a bridge; netc does not change the kind of a \
-                 link",
-                b.name, l.kind
-            )),
-            Some(l) => set_up(l, &mut ph),
-        }
-        match live.link(&port) {
-            None if live.link(&b.nic).is_none() => {} // refused with the NIC
-            None => {
-                ph.create.push(NetOp::AddLink {
-                    name: port.clone(),
-                    kind: LinkKind::Vlan {
-                        parent: b.nic.clone(),
-                        id: b.vlan,
-                    },
-                });
-                ph.ports.push(NetOp::SetMaster {
-                    link: port.clone(),
-                    master: Some(b.name.clone()),
-                    was: None,
-                });
-                ph.up.push(NetOp::SetUp {
-                    link: port.clone(),
-                    up: true,
-                });
-            }
-            Some(l) => {
-                match &l.kind {
-                    LiveKind::Vlan { parent, id } if (parent, *id) != (&b.nic, b.vlan) => {
-                        p.refusals.push(format!(
-                            "{port} is VLAN {id} on {parent}, not VLAN {} on {}; netc does not \
-                             change links it finds (delete it: ip link del {port})",
-                            b.vlan, b.nic
-                        ))
-                    }
-                    LiveKind::Vlan { .. } => {}
-                    other => p.notes.push(format!(
-                        "{port} is a {other} link, not an 802.1Q VLAN; netc uses it as {}'s port \
-                         as it is",
-                        b.name
-                    )),
-                }
-                if l.master.as_deref() != Some(&b.name) {
-                    ph.ports.push(NetOp::SetMaster {
-                        link: port.clone(),
-                        master: Some(b.name.clone()),
-                        was: l.master.clone(),
-                    });
-                }
-                set_up(l, &mut ph);
-            }
-        }
-        wanted.insert(port);
     }
-
     addresses(host, live, &mut p, &mut ph);
     routes(host, live, &mut p, &mut ph);
     remove_links(live, &wanted, &mut p, &mut ph);
-
-    let Phases {
-        remove_routes,
-        remove_addrs,
-        remove,
-        create,
-        ports,
-        up,
-        addrs,
-        routes,
-    } = ph;
-    p.ops = [
-        remove_routes,
-        remove_addrs,
-        remove,
-        create,
-        ports,
-        up,
-        addrs,
-        routes,
-    ]
-    .concat();
+    p.ops = ph.in_order();
     p
+}
+
+impl Phases {
+    /// The changes in an order the kernel accepts.
+    fn in_order(self) -> Vec<NetOp> {
+        [
+            self.remove_routes,
+            self.remove_addrs,
+            self.remove,
+            self.create,
+            self.ports,
+            self.up,
+            self.addrs,
+            self.routes,
+        ]
+        .concat()
+    }
+}
+
+fn set_up(l: &LiveLink, ph: &mut Phases) {
+    if !l.up {
+        ph.up.push(NetOp::SetUp {
+            link: l.name.clone(),
+            up: true,
+        });
+    }
+}
+
+/// Refuses a name libvirt or CloudStack use; true if it is one.
+fn refuse_foreign(name: &str, p: &mut NetPlan) -> bool {
+    let foreign = foreign_name(name);
+    if foreign {
+        p.refusals.push(format!(
+            "{name} is named like a libvirt or CloudStack link; netc does not manage those \
+             (rename it in the topology)"
+        ));
+    }
+    foreign
+}
+
+/// A bridge and its 802.1Q port: created where missing, the port enslaved, both up. False
+/// if netc refuses to manage them.
+fn bridge(b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool {
+    let port = b.port();
+    if refuse_foreign(&b.name, p) | refuse_foreign(&port, p) {
+        return false;
+    }
+    match live.link(&b.name) {
+        None => {
+            ph.create.push(NetOp::AddLink {
+                name: b.name.clone(),
+                kind: LinkKind::Bridge,
+            });
+            ph.up.push(NetOp::SetUp {
+                link: b.name.clone(),
+                up: true,
+            });
+        }
+        Some(l) if !l.is_bridge() => p.refusals.push(format!(
+            "{} exists but is a {} link, not a bridge; netc does not change the kind of a link",
+            b.name, l.kind
+        )),
+        Some(l) => set_up(l, ph),
+    }
+    let Some(l) = live.link(&port) else {
+        if live.link(&b.nic).is_some() {
+            ph.create.push(NetOp::AddLink {
+                name: port.clone(),
+                kind: LinkKind::Vlan {
+                    parent: b.nic.clone(),
+                    id: b.vlan,
+                },
+            });
+            ph.ports.push(NetOp::SetMaster {
+                link: port.clone(),
+                master: Some(b.name.clone()),
+                was: None,
+            });
+            ph.up.push(NetOp::SetUp {
+                link: port,
+                up: true,
+            });
+        } // else: refused with the NIC
+        return true;
+    };
+    match &l.kind {
+        LiveKind::Vlan { parent, id } if (parent, *id) != (&b.nic, b.vlan) => {
+            p.refusals.push(format!(
+                "{port} is VLAN {id} on {parent}, not VLAN {} on {}; netc does not change \
+                 links it finds (delete it: ip link del {port})",
+                b.vlan, b.nic
+            ))
+        }
+        LiveKind::Vlan { .. } => {}
+        other => p.notes.push(format!(
+            "{port} is a {other} link, not an 802.1Q VLAN; netc uses it as {}'s port as it is",
+            b.name
+        )),
+    }
+    if l.master.as_deref() != Some(&b.name) {
+        ph.ports.push(NetOp::SetMaster {
+            link: port.clone(),
+            master: Some(b.name.clone()),
+            was: l.master.clone(),
+        });
+    }
+    set_up(l, ph);
+    true
 }
 
 fn addresses(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {

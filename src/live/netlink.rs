@@ -250,101 +250,101 @@ fn default_route(index: u32, gateway: IpAddr, proto: u8) -> RouteMessage {
 
 /// The kernel's messages as [`LiveNet`]: indices become names.
 fn live(links: &[LinkMessage], addrs: &[AddressMessage], routes: &[RouteMessage]) -> LiveNet {
-    let name_of = |index: u32| -> Option<String> {
-        links
-            .iter()
-            .find(|l| l.header.index == index)
-            .and_then(|l| {
-                l.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                })
+    let names: std::collections::HashMap<u32, String> = links
+        .iter()
+        .filter_map(|l| {
+            l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some((l.header.index, n.clone())),
+                _ => None,
             })
+        })
+        .collect();
+    let name_of = |index: u32| names.get(&index).cloned();
+    LiveNet {
+        links: links.iter().map(|l| link(l, &name_of)).collect(),
+        addrs: addrs.iter().filter_map(|a| address(a, &name_of)).collect(),
+        routes: routes.iter().filter_map(|r| route(r, &name_of)).collect(),
+    }
+}
+
+fn link(l: &LinkMessage, name_of: &dyn Fn(u32) -> Option<String>) -> LiveLink {
+    let mut link = LiveLink {
+        up: l.header.flags.contains(LinkFlags::Up),
+        ..LiveLink::default()
     };
-    let mut out = LiveNet::default();
-    for l in links {
-        let mut link = LiveLink {
-            up: l.header.flags.contains(LinkFlags::Up),
-            ..LiveLink::default()
-        };
-        let (mut parent, mut kind, mut vlan_id) = (None, None, None);
-        for a in &l.attributes {
-            match a {
-                LinkAttribute::IfName(n) => link.name = n.clone(),
-                LinkAttribute::IfAlias(n) => link.alias = Some(n.clone()),
-                LinkAttribute::Controller(m) => link.master = name_of(*m),
-                LinkAttribute::Link(p) => parent = name_of(*p),
-                LinkAttribute::LinkInfo(infos) => {
-                    for info in infos {
-                        match info {
-                            LinkInfo::Kind(k) => kind = Some(k.clone()),
-                            LinkInfo::Data(InfoData::Vlan(data)) => {
-                                vlan_id = data.iter().find_map(|d| match d {
-                                    InfoVlan::Id(id) => Some(*id),
-                                    _ => None,
-                                });
-                            }
-                            _ => {}
+    let (mut parent, mut kind, mut vlan_id) = (None, None, None);
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => link.name = n.clone(),
+            LinkAttribute::IfAlias(n) => link.alias = Some(n.clone()),
+            LinkAttribute::Controller(m) => link.master = name_of(*m),
+            LinkAttribute::Link(p) => parent = name_of(*p),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(k) => kind = Some(k.clone()),
+                        LinkInfo::Data(InfoData::Vlan(data)) => {
+                            vlan_id = data.iter().find_map(|d| match d {
+                                InfoVlan::Id(id) => Some(*id),
+                                _ => None,
+                            });
                         }
+                        _ => {}
                     }
                 }
-                _ => {}
             }
-        }
-        link.kind = match (kind, parent, vlan_id) {
-            (None, _, _) => LiveKind::Plain,
-            (Some(InfoKind::Bridge), _, _) => LiveKind::Bridge,
-            (Some(InfoKind::Vlan), Some(parent), Some(id)) => LiveKind::Vlan { parent, id },
-            (Some(other), _, _) => LiveKind::Other(other.to_string()),
-        };
-        out.links.push(link);
-    }
-    for a in addrs {
-        let Some(dev) = name_of(a.header.index) else {
-            continue;
-        };
-        let mut addr = None;
-        let mut proto = 0;
-        for attr in &a.attributes {
-            match attr {
-                // IPv4: the local address; IPv6 has only IFA_ADDRESS.
-                AddressAttribute::Local(ip) => addr = Some(*ip),
-                AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
-                AddressAttribute::Protocol(p) => proto = u8::from(*p),
-                _ => {}
-            }
-        }
-        if let Some(net) = addr.and_then(|ip| ipnet::IpNet::new(ip, a.header.prefix_len).ok()) {
-            out.addrs.push(LiveAddr { dev, net, proto });
+            _ => {}
         }
     }
-    for r in routes {
-        let main = r.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        });
-        let table = main.unwrap_or(u32::from(r.header.table));
-        if r.header.destination_prefix_length != 0 || table != u32::from(RouteHeader::RT_TABLE_MAIN)
-        {
-            continue;
-        }
-        let mut gateway = None;
-        let mut dev = None;
-        for a in &r.attributes {
-            match a {
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(IpAddr::V4(*g)),
-                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(IpAddr::V6(*g)),
-                RouteAttribute::Oif(i) => dev = name_of(*i),
-                _ => {}
-            }
-        }
-        if let (Some(gateway), Some(dev)) = (gateway, dev) {
-            out.routes.push(LiveRoute {
-                dev,
-                gateway,
-                proto: u8::from(r.header.protocol),
-            });
+    link.kind = match (kind, parent, vlan_id) {
+        (None, _, _) => LiveKind::Plain,
+        (Some(InfoKind::Bridge), _, _) => LiveKind::Bridge,
+        (Some(InfoKind::Vlan), Some(parent), Some(id)) => LiveKind::Vlan { parent, id },
+        (Some(other), _, _) => LiveKind::Other(other.to_string()),
+    };
+    link
+}
+
+fn address(a: &AddressMessage, name_of: &dyn Fn(u32) -> Option<String>) -> Option<LiveAddr> {
+    let dev = name_of(a.header.index)?;
+    let mut addr = None;
+    let mut proto = 0;
+    for attr in &a.attributes {
+        match attr {
+            // IPv4: the local address; IPv6 has only IFA_ADDRESS.
+            AddressAttribute::Local(ip) => addr = Some(*ip),
+            AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
+            AddressAttribute::Protocol(p) => proto = u8::from(*p),
+            _ => {}
         }
     }
-    out
+    let net = IpNet::new(addr?, a.header.prefix_len).ok()?;
+    Some(LiveAddr { dev, net, proto })
+}
+
+/// A default route of the main table.
+fn route(r: &RouteMessage, name_of: &dyn Fn(u32) -> Option<String>) -> Option<LiveRoute> {
+    let table = r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Table(t) => Some(*t),
+        _ => None,
+    });
+    let table = table.unwrap_or(u32::from(r.header.table));
+    if r.header.destination_prefix_length != 0 || table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+        return None;
+    }
+    let mut gateway = None;
+    let mut dev = None;
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(IpAddr::V4(*g)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(IpAddr::V6(*g)),
+            RouteAttribute::Oif(i) => dev = name_of(*i),
+            _ => {}
+        }
+    }
+    Some(LiveRoute {
+        dev: dev?,
+        gateway: gateway?,
+        proto: u8::from(r.header.protocol),
+    })
 }

@@ -165,95 +165,51 @@ fn whole(topo: &Topology, host: &Host, status: Status) -> HostDiff {
     }
 }
 
-fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change> {
-    let mut out = Vec::new();
-    let mut field = |what: String, old: Option<String>, new: Option<String>| {
-        if old != new {
-            let kind = match (&old, &new) {
-                (None, _) => Status::Added,
-                (_, None) => Status::Removed,
-                _ => Status::Changed,
-            };
-            out.push(Change {
-                kind,
-                what,
-                old,
-                new,
-            });
+/// Collects the fields that differ.
+#[derive(Default)]
+struct Changes(Vec<Change>);
+
+impl Changes {
+    fn field(&mut self, what: String, old: Option<String>, new: Option<String>) {
+        if old == new {
+            return;
         }
-    };
+        let kind = match (&old, &new) {
+            (None, _) => Status::Added,
+            (_, None) => Status::Removed,
+            _ => Status::Changed,
+        };
+        self.0.push(Change {
+            kind,
+            what,
+            old,
+            new,
+        });
+    }
+}
+
+fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change> {
+    let mut out = Changes::default();
     let flag = |b: bool, s: &str| b.then(|| s.to_string());
-    field(
+    out.field(
         "role".into(),
         flag(o.management_server, "management server"),
         flag(n.management_server, "management server"),
     );
     for nic in union(&o.nics, &n.nics) {
-        field(
+        out.field(
             format!("nic {nic}"),
             o.nics.contains(&nic).then(|| nic.clone()),
             n.nics.contains(&nic).then(|| nic.clone()),
         );
     }
-    let bridges: Vec<String> = union(
-        &o.bridges.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
-        &n.bridges.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
-    );
-    for name in bridges {
-        let ob = o.bridges.iter().find(|b| b.name == name);
-        let nb = n.bridges.iter().find(|b| b.name == name);
-        field(
-            format!("bridge {name}"),
-            ob.map(|b| b.port()),
-            nb.map(|b| b.port()),
-        );
-        for family in Family::ALL {
-            let (oa, na) = (
-                ob.and_then(|b| b.address(family)),
-                nb.and_then(|b| b.address(family)),
-            );
-            field(
-                format!("bridge {name} {} address", family.name()),
-                oa.map(|a| a.net.to_string()),
-                na.map(|a| a.net.to_string()),
-            );
-            field(
-                format!("{} default route via {name}", family.name()),
-                oa.and_then(|a| a.gateway).map(|g| g.to_string()),
-                na.and_then(|a| a.gateway).map(|g| g.to_string()),
-            );
-        }
-    }
-    let vip_lines = |t: &Topology, h: &Host| -> BTreeMap<String, String> {
-        t.vips_of(&h.name)
-            .map(|v| {
-                let me = v.member(&h.name).expect("vips_of");
-                let addrs: Vec<String> = v.addresses.iter().map(|a| a.to_string()).collect();
-                let peers: Vec<String> = v
-                    .addresses
-                    .iter()
-                    .flat_map(|a| t.vrrp_peers(v, &h.name, Family::of_net(a)))
-                    .map(|a| a.to_string())
-                    .collect();
-                let text = format!(
-                    "{} on VLAN {}, router id {}, priority {}, {}, peers {}",
-                    addrs.join(" "),
-                    v.vlan,
-                    v.router_id,
-                    me.priority,
-                    v.initial_state(&h.name).keyword(),
-                    peers.join(" ")
-                );
-                (v.name.clone(), text)
-            })
-            .collect()
-    };
+    bridges(&mut out, o, n);
     let (ov, nv) = (vip_lines(ot, o), vip_lines(nt, n));
     for name in union(
         &ov.keys().cloned().collect::<Vec<_>>(),
         &nv.keys().cloned().collect::<Vec<_>>(),
     ) {
-        field(
+        out.field(
             format!("VIP {name}"),
             ov.get(&name).cloned(),
             nv.get(&name).cloned(),
@@ -270,10 +226,69 @@ fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change>
     {
         for (i, key) in names.into_iter().enumerate() {
             let get = |k: &Option<[(&str, String); 6]>| k.as_ref().map(|k| k[i].1.clone());
-            field(format!("agent.properties {key}"), get(&ok), get(&nk));
+            out.field(format!("agent.properties {key}"), get(&ok), get(&nk));
         }
     }
-    out
+    out.0
+}
+
+/// Bridges: their ports, addresses and default routes.
+fn bridges(out: &mut Changes, o: &Host, n: &Host) {
+    let names: Vec<String> = union(
+        &o.bridges.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
+        &n.bridges.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
+    );
+    for name in names {
+        let ob = o.bridges.iter().find(|b| b.name == name);
+        let nb = n.bridges.iter().find(|b| b.name == name);
+        out.field(
+            format!("bridge {name}"),
+            ob.map(|b| b.port()),
+            nb.map(|b| b.port()),
+        );
+        for family in Family::ALL {
+            let (oa, na) = (
+                ob.and_then(|b| b.address(family)),
+                nb.and_then(|b| b.address(family)),
+            );
+            out.field(
+                format!("bridge {name} {} address", family.name()),
+                oa.map(|a| a.net.to_string()),
+                na.map(|a| a.net.to_string()),
+            );
+            out.field(
+                format!("{} default route via {name}", family.name()),
+                oa.and_then(|a| a.gateway).map(|g| g.to_string()),
+                na.and_then(|a| a.gateway).map(|g| g.to_string()),
+            );
+        }
+    }
+}
+
+/// What `h` has of each VIP it is a member of, as one line each.
+fn vip_lines(t: &Topology, h: &Host) -> BTreeMap<String, String> {
+    t.vips_of(&h.name)
+        .map(|v| {
+            let me = v.member(&h.name).expect("vips_of");
+            let addrs: Vec<String> = v.addresses.iter().map(|a| a.to_string()).collect();
+            let peers: Vec<String> = v
+                .addresses
+                .iter()
+                .flat_map(|a| t.vrrp_peers(v, &h.name, Family::of_net(a)))
+                .map(|a| a.to_string())
+                .collect();
+            let text = format!(
+                "{} on VLAN {}, router id {}, priority {}, {}, peers {}",
+                addrs.join(" "),
+                v.vlan,
+                v.router_id,
+                me.priority,
+                v.initial_state(&h.name).keyword(),
+                peers.join(" ")
+            );
+            (v.name.clone(), text)
+        })
+        .collect()
 }
 
 /// Items of both lists, first list's order first.

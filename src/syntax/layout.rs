@@ -186,49 +186,25 @@ fn statement(
         }
         last_end = last_end.max(p.as_span().end());
     }
-    let mut code = String::new();
-    for w in &words {
-        if w != "," && !code.is_empty() {
-            code.push(' ');
-        }
-        code += w;
-    }
+    let code = join_words(&words);
     // `{}` is optional on a bridge and a host's agent statement: drop it when empty.
     let optional = matches!(rule, Rule::bridge | Rule::agent_host);
-    if has_block && (children || !optional) {
-        if !children {
-            out.push(Line {
-                indent,
-                code: code + " {}",
-                comment: trailing,
-                gap,
-                block,
-            });
-            return;
-        }
-        out.push(Line {
-            indent,
-            code: code + " {",
-            comment: trailing,
-            gap,
-            block,
-        });
+    let line = |code: String, comment: Option<String>, gap: bool| Line {
+        indent,
+        code,
+        comment,
+        gap,
+        block,
+    };
+    if has_block && children {
+        out.push(line(code + " {", trailing, gap));
         block_body(src, pair, indent + 1, out, false);
-        out.push(Line {
-            indent,
-            code: "}".into(),
-            comment: None,
-            gap: false,
-            block,
-        });
+        out.push(line("}".into(), None, false));
+    } else if has_block && !optional {
+        out.push(line(code + " {}", trailing, gap));
+        return;
     } else {
-        out.push(Line {
-            indent,
-            code,
-            comment: trailing,
-            gap,
-            block,
-        });
+        out.push(line(code, trailing, gap));
     }
     for c in after {
         out.push(Line {
@@ -239,6 +215,18 @@ fn statement(
             block,
         });
     }
+}
+
+/// A statement's words on one line: single spaces, none before a comma.
+fn join_words(words: &[String]) -> String {
+    let mut code = String::new();
+    for w in words {
+        if w != "," && !code.is_empty() {
+            code.push(' ');
+        }
+        code += w;
+    }
+    code
 }
 
 /// The words of a header element: keywords, names, values, commas, in order.
