@@ -210,7 +210,7 @@ fn apply_builds_the_host_keeps_foreign_objects_and_then_changes_nothing() {
     );
     let agent = h.root().join("etc/cloudstack/agent/agent.properties");
     fs::create_dir_all(agent.parent().unwrap()).unwrap();
-    let agent_before = "#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=192.0.2.23,192.0.2.21@roundrobin\nprivate.network.device=cloudbr0\n";
+    let agent_before = "#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=172.19.168.23,172.19.168.21@roundrobin\nprivate.network.device=cloudbr0\n";
     fs::write(&agent, agent_before).unwrap();
     let foreign = |h: &Host| {
         let links =
@@ -266,7 +266,7 @@ fn apply_builds_the_host_keeps_foreign_objects_and_then_changes_nothing() {
     // Nothing foreign moved; the agent's own keys and reordering stayed.
     assert_eq!(foreign(&h), foreign_before);
     let agent_after = fs::read_to_string(&agent).unwrap();
-    assert!(agent_after.starts_with("#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=192.0.2.23,192.0.2.21@roundrobin\nprivate.network.device=br529\n"), "{agent_after}");
+    assert!(agent_after.starts_with("#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=172.19.168.23,172.19.168.21@roundrobin\nprivate.network.device=br529\n"), "{agent_after}");
 
     // Again: nothing to do, and provably nothing done.
     let kernel = h.kernel();
@@ -458,7 +458,7 @@ fn the_lockout_guard_keeps_the_ssh_session_address() {
     // A session over the other VLAN is not in the way.
     let o = h
         .command(&args)
-        .env("SSH_CONNECTION", "192.0.2.77 50022 192.0.2.23 22")
+        .env("SSH_CONNECTION", "172.19.168.7 50022 172.19.168.23 22")
         .output()
         .unwrap();
     assert_exit(&o, 0, "applied");
@@ -532,7 +532,7 @@ fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
         "{out}"
     );
     let table = h.ns.ok(&["nft", "list", "table", "inet", "netc"]);
-    assert!(table.contains("elements = { 192.0.2.0 }"), "{table}");
+    assert!(table.contains("elements = { 172.19.168.0 }"), "{table}");
     assert!(
         h.ns.ok(&["nft", "list", "tables"])
             .contains("table inet other")
@@ -555,7 +555,7 @@ fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
     // A hand edit is drift: plan says so, apply puts the table back.
     h.ns.ok(&[
         "nft",
-        "add element inet netc CLOUDSTACK-SERVICES_v4_24 { 10.0.0.0 }",
+        "add element inet netc CLOUDSTACK-SERVICES_v4_27 { 10.0.0.0 }",
     ]);
     let o = h.netc("plan", &[]);
     assert!(

@@ -25,7 +25,7 @@ fn reordering_and_splitting_prefixes_changes_nothing() {
         "split.csn",
         &[(
             "    allow vlan 529\n",
-            "    allow 192.0.2.128/25\n    allow fd74:6b6a:8eca:4902:8000::/65\n    allow 192.0.2.0/25\n    allow fd74:6b6a:8eca:4902::/65\n",
+            "    allow 172.19.168.16/28\n    allow fd74:6b6a:8eca:4902:8000::/65\n    allow 172.19.168.0/28\n    allow fd74:6b6a:8eca:4902::/65\n",
         )],
     );
     let o = netc(&["diff", "topology/csc.csn", &split], &root());
@@ -56,7 +56,7 @@ fn changes_are_reported_per_host_with_losses_first() {
                 "    allow vlan 529\n",
                 "    allow vlan 529\n    allow 203.0.113.0/24\n",
             ),
-            ("address 192.0.2.23 ", "address 192.0.2.33 "),
+            ("address 172.19.168.23 ", "address 172.19.168.13 "),
             (
                 "    ports tcp 16509, 16514, 45335, 41047, 8250",
                 "    ports tcp 16509, 16514, 45335, 41047, 8250, 22",

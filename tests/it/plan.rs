@@ -35,7 +35,7 @@ fn plan_reports_conflicts_and_changes_and_writes_nothing() {
     let host_root = dir.path().join("root");
     let agent_file = host_root.join("etc/cloudstack/agent/agent.properties");
     fs::create_dir_all(agent_file.parent().unwrap()).unwrap();
-    let agent_text = "#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=192.0.2.23,192.0.2.21@roundrobin\nprivate.network.device=cloudbr0\n";
+    let agent_text = "#Mon Nov 23 2026\nguid=1234\nzone=1\nhost=172.19.168.23,172.19.168.21@roundrobin\nprivate.network.device=cloudbr0\n";
     fs::write(&agent_file, agent_text).unwrap();
     let ns = Netns::new("plan");
 

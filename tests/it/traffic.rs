@@ -271,7 +271,7 @@ fn check_firewall_of(path: &Path) {
     }
 }
 
-/// The seed's own rule: only fd74:6b6a:8eca:4902::/64 (and, illustratively, 192.0.2.0/24)
+/// The seed's own rule: only fd74:6b6a:8eca:4902::/64 (and 172.19.168.0/27, its IPv4 prefix)
 /// reach 16509/16514/45335/41047/8250; port 22 stays open to all.
 #[test]
 fn csc_firewall_behaves() {

@@ -207,7 +207,7 @@ fn apply_creates_vlans_in_a_vm() {
          for v in 'eno1.529 *| 529 *| eno1' 'eno2.425 *| 425 *| eno2' 'eno2.134 *| 134 *| eno2'; do grep -Eq \"^$v$\" /proc/net/vlan/config; done\n\
          ip -d link show eno2.134 | grep -q 'master br134'\n\
          ip link show br134 | grep -q 'alias netc'\n\
-         nft list table inet netc | grep -q 'elements = {{ 192.0.2.0 }}'\n\
+         nft list table inet netc | grep -q 'elements = {{ 172.19.168.0 }}'\n\
          ip -n p link add link peer name peer.4000 type vlan id 4000; ip -n p link set peer.4000 up\n\
          ip -n p addr add 198.51.100.250/24 dev peer.4000\n\
          if ip netns exec p ping -c 1 -W 1 198.51.100.23; then echo 'reached on the wrong tag' >&2; exit 1; fi\n\
