@@ -325,6 +325,7 @@ pub fn run(command: Command) -> CliResult {
             match place(&host, here, stdin) {
                 Place::Here => live::plan(&target, format),
                 Place::Received => remote::serve(&file, |r| {
+                    remote::is_host(&host)?;
                     live::plan(
                         &live::Target {
                             received: Some(r),

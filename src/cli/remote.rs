@@ -223,6 +223,20 @@ pub fn hostname() -> String {
         .into_owned()
 }
 
+/// Refuses a remote plan on a machine that is not `host`: its ssh destination leads
+/// elsewhere. (A remote apply refuses the same through apply's own hostname check.) So a
+/// rollout stops before anything changes.
+pub fn is_host(host: &str) -> Result<(), CliError> {
+    let machine = hostname();
+    if machine == host {
+        return Ok(());
+    }
+    Err(CliError::user(format!(
+        "this machine is `{machine}`, not `{host}`: the ssh destination for {host} leads \
+         elsewhere (netc.toml's [hosts.{host}] ssh, or ssh_config); nothing changed"
+    )))
+}
+
 /// `netc plan` on one host: its output as it prints it (text or JSON) and its exit status.
 pub fn plan(file: &Path, host: &str, format: PlanFormat) -> CliResult {
     let sending = Sending::of(file)?;

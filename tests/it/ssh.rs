@@ -455,6 +455,28 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     let o = site.netc(&["apply", "--host", "biloba", "topology/csc.csn"]);
     assert_exit(&o, 0, "");
     assert_eq!(stdout(&o), "biloba: no changes\n");
+    // One host with a change, from the bastion: applied under its timer and confirmed.
+    site.edit_topology("allow vlan 529", "allow vlan 529\n    allow 203.0.113.9");
+    let o = site.netc(&[
+        "apply",
+        "--host",
+        "chamomile",
+        "topology/csc.csn",
+        "--confirm",
+        "30",
+    ]);
+    assert_exit(&o, 0, "chamomile: confirming over a new connection\n");
+    assert!(
+        stderr(&o).ends_with("chamomile: confirmed\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(site.rules("chamomile").contains("203.0.113.9"));
+    assert!(!site.pending("chamomile").exists());
+    assert!(
+        !site.rules("ginkgo").contains("203.0.113.9"),
+        "only chamomile"
+    );
 }
 
 #[test]
@@ -545,11 +567,25 @@ fn the_local_netc_killed_mid_rollout_leaves_the_host_under_way_to_its_timer() {
     site.settings(&[("chamomile", &hold)]);
     let biloba = site.state("biloba");
 
-    let mut admin = site.command(&["apply", "--all", "topology/csc.csn", "--confirm", "8"]);
+    // Three at a time: ginkgo and chamomile start together; biloba (mariadb's MASTER) must
+    // wait for chamomile (its backup), which never finishes.
+    let mut admin = site.command(&[
+        "apply",
+        "--all",
+        "topology/csc.csn",
+        "--confirm",
+        "8",
+        "--parallel",
+        "3",
+    ]);
     admin.stdout(Stdio::null()).stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut admin, 0);
     let mut child = admin.spawn().unwrap();
     wait_for(|| held.exists(), "chamomile's apply");
+    wait_for(
+        || site.rules("ginkgo").contains("203.0.113.9") && !site.pending("ginkgo").exists(),
+        "ginkgo confirmed",
+    );
     assert!(site.pending("chamomile").exists(), "armed");
     assert!(site.rules("chamomile").contains("203.0.113.9"), "applied");
     let group = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
@@ -577,6 +613,7 @@ fn another_version_and_an_unreachable_host_are_refused_before_anything_changes()
         .find(|h| h.name == "ginkgo")
         .unwrap()
         .stop_sshd();
+    site.host("chamomile").ns.ok(&["ip", "link", "del", "eno2"]);
     let states: Vec<_> = ORDER.iter().map(|h| site.state(h)).collect();
 
     let o = site.netc(&["apply", "--all", "topology/csc.csn"]);
@@ -595,7 +632,11 @@ fn another_version_and_an_unreachable_host_are_refused_before_anything_changes()
         out.contains("ginkgo: cannot reach ginkgo over ssh (ginkgo): "),
         "{out}"
     );
-    assert!(out.contains("chamomile  changes"), "{out}");
+    assert!(out.contains("chamomile  refused  "), "{out}");
+    assert!(
+        out.contains("chamomile: refused: NIC eno2 does not exist on this host"),
+        "{out}"
+    );
 
     let o = site.netc(&["apply", "--host", "biloba", "topology/csc.csn"]);
     assert_exit(
@@ -612,6 +653,27 @@ fn another_version_and_an_unreachable_host_are_refused_before_anything_changes()
         site.host("ginkgo").oob
     );
     assert_exit(&o, 1, &refused);
+    // An ssh destination that leads to another machine (biloba, reached as chamomile).
+    let config = fs::read_to_string(site.dir().join("ssh_config")).unwrap();
+    let chamomile = format!(
+        "HostName {}\n  HostKeyAlias chamomile",
+        site.host("chamomile").oob
+    );
+    let biloba = format!(
+        "HostName {}\n  HostKeyAlias biloba",
+        site.host("biloba").oob
+    );
+    fs::write(
+        site.dir().join("ssh_config"),
+        config.replace(&chamomile, &biloba),
+    )
+    .unwrap();
+    let o = site.netc(&["apply", "--host", "chamomile", "topology/csc.csn"]);
+    assert_exit(
+        &o,
+        1,
+        "this machine is `biloba`, not `chamomile`: the ssh destination for chamomile leads elsewhere",
+    );
     let after: Vec<_> = ORDER.iter().map(|h| site.state(h)).collect();
     assert!(after == states, "something changed");
     assert!(!site.dir().join("roots").exists());
