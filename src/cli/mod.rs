@@ -268,6 +268,101 @@ impl Command {
     }
 }
 
+/// `netc plan`: here, for a remote netc (`--stdin`), over ssh, or for every host.
+fn plan(command: Command) -> CliResult {
+    let Command::Plan {
+        file,
+        host,
+        all,
+        parallel,
+        local,
+        root,
+        format,
+        stdin,
+    } = command
+    else {
+        unreachable!("plan only")
+    };
+    let Some(host) = host.filter(|_| !all) else {
+        return site::plan(&file, format, parallel.into());
+    };
+    let here = local || root.is_some();
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let target = live::Target::new(&file, &host, &root);
+    match place(&host, here, stdin) {
+        Place::Here => live::plan(&target, format),
+        Place::Received => remote::serve(&file, |r| {
+            remote::is_host(&host)?;
+            live::plan(
+                &live::Target {
+                    received: Some(r),
+                    ..target
+                },
+                format,
+            )
+        }),
+        Place::Ssh => remote::plan(&file, &host, format),
+    }
+}
+
+/// `netc apply`: here, for a remote netc (`--stdin`), over ssh, or for every host.
+fn apply(command: Command) -> CliResult {
+    let Command::Apply {
+        file,
+        host,
+        all,
+        parallel,
+        local,
+        root,
+        dry_run,
+        force,
+        force_host,
+        confirm,
+        stdin,
+    } = command
+    else {
+        unreachable!("apply only")
+    };
+    let Some(host) = host.filter(|_| !all) else {
+        let rollout = site::Rollout {
+            confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
+            force,
+            parallel: parallel.into(),
+        };
+        return site::apply(&file, &rollout);
+    };
+    let here = local || force_host || root.is_some();
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let target = live::Target::new(&file, &host, &root);
+    let options = live::ApplyOptions {
+        dry_run,
+        force,
+        force_host,
+        confirm,
+    };
+    match place(&host, here, stdin) {
+        Place::Here => live::apply(&target, &options),
+        Place::Received => remote::serve(&file, |r| {
+            live::apply(
+                &live::Target {
+                    received: Some(r),
+                    ..target
+                },
+                &options,
+            )
+        }),
+        Place::Ssh if dry_run => remote::plan(&file, &host, PlanFormat::Text),
+        Place::Ssh => remote::apply(
+            &file,
+            &host,
+            &remote::RemoteApply {
+                confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
+                force,
+            },
+        ),
+    }
+}
+
 /// Where a plan or apply for a host runs.
 enum Place {
     /// On this machine: it is the host, or was told to act as it.
@@ -306,89 +401,8 @@ pub fn run(command: Command) -> CliResult {
             port,
             proto,
         } => review::query(&file, &host, from, port, proto),
-        Command::Plan {
-            file,
-            host,
-            all,
-            parallel,
-            local,
-            root,
-            format,
-            stdin,
-        } => {
-            let Some(host) = host.filter(|_| !all) else {
-                return site::plan(&file, format, parallel.into());
-            };
-            let here = local || root.is_some();
-            let root = root.unwrap_or_else(|| PathBuf::from("/"));
-            let target = live::Target::new(&file, &host, &root);
-            match place(&host, here, stdin) {
-                Place::Here => live::plan(&target, format),
-                Place::Received => remote::serve(&file, |r| {
-                    remote::is_host(&host)?;
-                    live::plan(
-                        &live::Target {
-                            received: Some(r),
-                            ..target
-                        },
-                        format,
-                    )
-                }),
-                Place::Ssh => remote::plan(&file, &host, format),
-            }
-        }
-        Command::Apply {
-            file,
-            host,
-            all,
-            parallel,
-            local,
-            root,
-            dry_run,
-            force,
-            force_host,
-            confirm,
-            stdin,
-        } => {
-            let Some(host) = host.filter(|_| !all) else {
-                let rollout = site::Rollout {
-                    confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
-                    force,
-                    parallel: parallel.into(),
-                };
-                return site::apply(&file, &rollout);
-            };
-            let here = local || force_host || root.is_some();
-            let root = root.unwrap_or_else(|| PathBuf::from("/"));
-            let target = live::Target::new(&file, &host, &root);
-            let options = live::ApplyOptions {
-                dry_run,
-                force,
-                force_host,
-                confirm,
-            };
-            match place(&host, here, stdin) {
-                Place::Here => live::apply(&target, &options),
-                Place::Received => remote::serve(&file, |r| {
-                    live::apply(
-                        &live::Target {
-                            received: Some(r),
-                            ..target
-                        },
-                        &options,
-                    )
-                }),
-                Place::Ssh if dry_run => remote::plan(&file, &host, PlanFormat::Text),
-                Place::Ssh => remote::apply(
-                    &file,
-                    &host,
-                    &remote::RemoteApply {
-                        confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
-                        force,
-                    },
-                ),
-            }
-        }
+        c @ Command::Plan { .. } => plan(c),
+        c @ Command::Apply { .. } => apply(c),
         Command::Inventory { file } => inventory::print(&file),
         Command::Confirm { root } => live::confirm(&root),
         Command::Rollback { root, at_deadline } => live::rollback(&root, at_deadline),

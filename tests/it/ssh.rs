@@ -63,6 +63,8 @@ struct Site {
 }
 
 impl Site {
+    /// The whole site, set up in order: keys, the bastion's switches, then each host's
+    /// namespace, links, addresses and sshd (one sequence, so one function).
     fn new(tag: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -372,6 +374,7 @@ type State = (String, Vec<(String, Vec<u8>, u64, i64)>);
 
 const ORDER: [&str; 3] = ["ginkgo", "chamomile", "biloba"];
 
+/// One scenario from start to end (a site takes seconds to set up, so it is not split).
 #[test]
 fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     if !ready("netc apply --all") {
