@@ -14,17 +14,25 @@ use netc::live::state::{self, Pending, State};
 use super::PlanFormat;
 use super::exit::{CliError, CliResult, Outcome};
 use super::load::{find_host, model, settings};
+use super::remote::Received;
 
 /// Where a live command looks: the topology, the host, and the root of the host's files.
 pub struct Target<'a> {
     pub file: &'a Path,
     pub host: &'a str,
     pub root: &'a Path,
+    /// The topology and settings, when a remote netc sent them (then `file` is only a name).
+    pub received: Option<&'a Received>,
 }
 
 impl<'a> Target<'a> {
     pub fn new(file: &'a Path, host: &'a str, root: &'a Path) -> Target<'a> {
-        Target { file, host, root }
+        Target {
+            file,
+            host,
+            root,
+            received: None,
+        }
     }
 }
 
@@ -38,10 +46,16 @@ pub struct ApplyOptions {
 
 /// Compiles, finds the host, reads the live state and plans.
 fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
-    let compiled = model(t.file)?;
-    let settings = settings(t.file)?;
+    let loaded;
+    let (compiled, settings) = match t.received {
+        Some(r) => (&r.compiled, r.settings.clone()),
+        None => {
+            loaded = model(t.file)?;
+            (&loaded, settings(t.file)?)
+        }
+    };
     let topology = compiled.topology.as_ref().expect("model() checked");
-    let host = find_host(&compiled, t.host)?;
+    let host = find_host(compiled, t.host)?;
     let kernel = Kernel::open().map_err(|e| CliError::io(format!("cannot open rtnetlink: {e}")))?;
     let net = kernel
         .read()

@@ -1,14 +1,20 @@
 //! The command line: clap's definitions, and each command run by its own module —
 //! [`build`] (check, build), [`review`] (diff, query, graph, fmt), [`live`] (plan, apply,
-//! confirm, rollback). [`load`] reads topologies and prints diagnostics, [`exit`] turns every
-//! result into an exit status, [`heap`] tunes memory for the compiler's short runs.
+//! confirm, rollback on this host), [`remote`] (plan and apply on another host over
+//! [`ssh`]), [`site`] (`--all`: every host, in a safe order), [`inventory`] (for Ansible).
+//! [`load`] reads topologies and prints diagnostics, [`exit`] turns every result into an exit
+//! status, [`heap`] tunes memory for the compiler's short runs.
 
 mod build;
 pub mod exit;
 pub mod heap;
+mod inventory;
 mod live;
 mod load;
+mod remote;
 mod review;
+mod site;
+mod ssh;
 
 use std::path::PathBuf;
 
@@ -77,25 +83,49 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
-    /// What `apply` would change on this host, without changing anything: links, bridge
+    /// What `apply` would change on a host, without changing anything: links, bridge
     /// ports, addresses and default routes (rtnetlink), the files, the live iptables chains
     /// and agent.properties' owned keys.
+    ///
+    /// On the host itself (its hostname is HOST, or --local, or --root) it reads this
+    /// machine; elsewhere it runs the same netc on HOST over ssh (see netc.toml's [ssh] and
+    /// [hosts.NAME]). --all: every host, one table.
     ///
     /// Exit status: 0 no change, 2 changes, 1 error (or a conflict apply would refuse).
     Plan {
         /// The topology file (.csn).
         file: PathBuf,
         /// The host to plan for (it must be in the topology).
+        #[arg(long, required_unless_present = "all")]
+        host: Option<String>,
+        /// Every host of the topology, over ssh: one table of pending changes and drift.
+        #[arg(long, conflicts_with_all = ["host", "local", "root", "stdin"])]
+        all: bool,
+        /// With --all: how many hosts to plan at a time.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
+        /// Read this machine even though its hostname is not HOST (no ssh).
         #[arg(long)]
-        host: String,
-        /// Read the host's files under this directory instead of / (for tests and reviews).
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
+        local: bool,
+        /// Read the host's files under this directory instead of / (tests, reviews; implies
+        /// --local).
+        #[arg(long)]
+        root: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
+        /// The topology and netc.toml come on stdin from a remote netc; FILE is their name.
+        #[arg(long, hide = true)]
+        stdin: bool,
     },
-    /// Make this host match the topology: the plan, carried out step by step; if a step
-    /// fails, the steps already done are undone. Run as root on the host itself.
+    /// Make a host match the topology: the plan, carried out step by step; if a step fails,
+    /// the steps already done are undone.
+    ///
+    /// On the host itself (its hostname is HOST, or --local, --root or --force-host) it
+    /// changes this machine, as root. Elsewhere it reaches HOST over ssh: checks that HOST
+    /// runs this netc version, plans, applies under HOST's rollback timer (--confirm,
+    /// default 60 s) and confirms over a new connection, so that a change that cuts the way
+    /// in is undone. --all: every host with changes, in a safe order, stopping at the first
+    /// failure.
     ///
     /// Only what netc created is ever removed (links with the alias `netc`, addresses and
     /// routes with protocol 78); libvirt's and CloudStack's links are never touched. Run
@@ -103,27 +133,47 @@ pub enum Command {
     /// Exit status: 0 applied (or nothing to do), 1 refused or failed (and rolled back),
     /// 2 changes pending (--dry-run).
     Apply {
-        /// The topology file (.csn), named as for `netc build` (file headers name it).
+        /// The topology file (.csn).
         file: PathBuf,
-        /// The host to configure: this machine.
+        /// The host to configure.
+        #[arg(long, required_unless_present = "all")]
+        host: Option<String>,
+        /// Every host with changes, one at a time (or --parallel N), VIP backups before
+        /// their master; stops at the first failure.
+        #[arg(long, conflicts_with_all = ["host", "local", "root", "stdin", "force_host", "dry_run"])]
+        all: bool,
+        /// With --all: how many hosts to change at a time (still in order, still stopping
+        /// at the first failure).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
+        /// Change this machine even though its hostname is not HOST (no ssh).
         #[arg(long)]
-        host: String,
-        /// Treat this directory as / for files and state (for tests and chroots).
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
+        local: bool,
+        /// Treat this directory as / for files and state (tests, chroots; implies --local).
+        #[arg(long)]
+        root: Option<PathBuf>,
         /// Only print the plan (like `netc plan`).
         #[arg(long)]
         dry_run: bool,
         /// Apply even if it cuts off the SSH session this runs in ($SSH_CONNECTION).
         #[arg(long)]
         force: bool,
-        /// Apply even though this machine's hostname is not --host.
+        /// Apply here even though this machine's hostname is not --host (implies --local).
         #[arg(long)]
         force_host: bool,
         /// Undo everything after SECONDS unless `netc confirm` runs first (a detached timer,
         /// so the undo happens even if this session dies).
         #[arg(long, value_name = "SECONDS")]
         confirm: Option<u64>,
+        /// The topology and netc.toml come on stdin from a remote netc; FILE is their name.
+        #[arg(long, hide = true)]
+        stdin: bool,
+    },
+    /// An Ansible inventory (JSON, for the `yaml` inventory plugin) of the topology's hosts,
+    /// in rollout order, with groups per VIP wave: see contrib/ansible/.
+    Inventory {
+        /// The topology file (.csn).
+        file: PathBuf,
     },
     /// Keep the apply that is waiting under --confirm.
     Confirm {
@@ -218,6 +268,121 @@ impl Command {
     }
 }
 
+/// `netc plan`: here, for a remote netc (`--stdin`), over ssh, or for every host.
+fn plan(command: Command) -> CliResult {
+    let Command::Plan {
+        file,
+        host,
+        all,
+        parallel,
+        local,
+        root,
+        format,
+        stdin,
+    } = command
+    else {
+        unreachable!("plan only")
+    };
+    let Some(host) = host.filter(|_| !all) else {
+        return site::plan(&file, format, parallel.into());
+    };
+    let here = local || root.is_some();
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let target = live::Target::new(&file, &host, &root);
+    match place(&host, here, stdin) {
+        Place::Here => live::plan(&target, format),
+        Place::Received => remote::serve(&file, |r| {
+            remote::is_host(&host)?;
+            live::plan(
+                &live::Target {
+                    received: Some(r),
+                    ..target
+                },
+                format,
+            )
+        }),
+        Place::Ssh => remote::plan(&file, &host, format),
+    }
+}
+
+/// `netc apply`: here, for a remote netc (`--stdin`), over ssh, or for every host.
+fn apply(command: Command) -> CliResult {
+    let Command::Apply {
+        file,
+        host,
+        all,
+        parallel,
+        local,
+        root,
+        dry_run,
+        force,
+        force_host,
+        confirm,
+        stdin,
+    } = command
+    else {
+        unreachable!("apply only")
+    };
+    let Some(host) = host.filter(|_| !all) else {
+        let rollout = site::Rollout {
+            confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
+            force,
+            parallel: parallel.into(),
+        };
+        return site::apply(&file, &rollout);
+    };
+    let here = local || force_host || root.is_some();
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let target = live::Target::new(&file, &host, &root);
+    let options = live::ApplyOptions {
+        dry_run,
+        force,
+        force_host,
+        confirm,
+    };
+    match place(&host, here, stdin) {
+        Place::Here => live::apply(&target, &options),
+        Place::Received => remote::serve(&file, |r| {
+            live::apply(
+                &live::Target {
+                    received: Some(r),
+                    ..target
+                },
+                &options,
+            )
+        }),
+        Place::Ssh if dry_run => remote::plan(&file, &host, PlanFormat::Text),
+        Place::Ssh => remote::apply(
+            &file,
+            &host,
+            &remote::RemoteApply {
+                confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
+                force,
+            },
+        ),
+    }
+}
+
+/// Where a plan or apply for a host runs.
+enum Place {
+    /// On this machine: it is the host, or was told to act as it.
+    Here,
+    /// On this machine, for a remote netc that sent the topology on stdin.
+    Received,
+    /// On the host, over ssh.
+    Ssh,
+}
+
+fn place(host: &str, here: bool, stdin: bool) -> Place {
+    if stdin {
+        Place::Received
+    } else if here || remote::hostname() == host {
+        Place::Here
+    } else {
+        Place::Ssh
+    }
+}
+
 pub fn run(command: Command) -> CliResult {
     match command {
         Command::Check { file } => build::check(&file),
@@ -236,29 +401,9 @@ pub fn run(command: Command) -> CliResult {
             port,
             proto,
         } => review::query(&file, &host, from, port, proto),
-        Command::Plan {
-            file,
-            host,
-            root,
-            format,
-        } => live::plan(&live::Target::new(&file, &host, &root), format),
-        Command::Apply {
-            file,
-            host,
-            root,
-            dry_run,
-            force,
-            force_host,
-            confirm,
-        } => live::apply(
-            &live::Target::new(&file, &host, &root),
-            &live::ApplyOptions {
-                dry_run,
-                force,
-                force_host,
-                confirm,
-            },
-        ),
+        c @ Command::Plan { .. } => plan(c),
+        c @ Command::Apply { .. } => apply(c),
+        Command::Inventory { file } => inventory::print(&file),
         Command::Confirm { root } => live::confirm(&root),
         Command::Rollback { root, at_deadline } => live::rollback(&root, at_deadline),
         Command::Completions { shell } => {

@@ -198,3 +198,26 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     assert!(o.status.success());
     assert!(stdout(&o).contains(".TH netc 1"), "{}", stdout(&o));
 }
+
+#[test]
+fn every_spelling_of_the_topology_path_builds_the_same_files() {
+    let dir = tmp();
+    let topology = root().join("topology/csc.csn");
+    for (i, (spelling, cwd)) in [
+        ("./topology/csc.csn", root()),
+        (topology.to_str().unwrap(), dir.path().to_path_buf()),
+        ("../topology/csc.csn", root().join("src")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("out{i}"));
+        let o = netc(&["build", spelling, "-o", out.to_str().unwrap()], &cwd);
+        assert!(o.status.success(), "{spelling}: {}", stderr(&o));
+        assert_eq!(
+            read_tree(&out),
+            read_tree(&root().join("out")),
+            "{spelling} builds the committed out/"
+        );
+    }
+}

@@ -12,6 +12,7 @@ mod netns;
 mod plan;
 mod render;
 mod scale;
+mod ssh;
 mod support;
 mod tools;
 mod traffic;

@@ -181,6 +181,16 @@ fn apply_creates_vlans_in_a_vm() {
     let d = dir.path();
     std::fs::create_dir(d.join("bin")).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_netc"), d.join("bin/netc")).unwrap();
+    // The debug build's debug info (about 80 MB) would not fit in the VM's 512 MB with the
+    // unpacked initramfs; binutils' strip comes with build-essential.
+    let strip = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg(d.join("bin/netc"))
+        .status();
+    assert!(
+        strip.is_ok_and(|s| s.success()),
+        "strip --strip-debug failed"
+    );
     std::fs::copy(root().join("topology/csc.csn"), d.join("csc.csn")).unwrap();
     // The firewall as nftables: nft and its modules go into the VM.
     std::fs::write(d.join("netc.toml"), "[firewall]\ntarget = \"nftables\"\n").unwrap();
