@@ -1,6 +1,6 @@
 //! The command line: clap's definitions, and each command run by its own module —
-//! [`build`] (check, build), [`review`] (diff, query, graph, fmt), [`live`] (plan, apply,
-//! confirm, rollback). [`load`] reads topologies and prints diagnostics, [`exit`] turns every
+//! [`build`] (check, build), [`review`] (diff, query, graph, fmt), [`live`] (plan, apply),
+//! [`recover`] (confirm, rollback, and an apply that has not ended). [`load`] reads topologies and prints diagnostics, [`exit`] turns every
 //! result into an exit status, [`heap`] tunes memory for the compiler's short runs.
 
 mod build;
@@ -8,6 +8,7 @@ pub mod exit;
 pub mod heap;
 mod live;
 mod load;
+mod recover;
 mod review;
 
 use std::path::PathBuf;
@@ -120,9 +121,10 @@ pub enum Command {
         /// Apply even though this machine's hostname is not --host.
         #[arg(long)]
         force_host: bool,
-        /// Undo everything after SECONDS unless `netc confirm` runs first (a detached timer,
-        /// so the undo happens even if this session dies).
-        #[arg(long, value_name = "SECONDS")]
+        /// Undo everything after SECONDS (1 to 86400) unless `netc confirm` runs first (a
+        /// detached timer, armed before the first change, so the undo happens even if this
+        /// session dies).
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         confirm: Option<u64>,
     },
     /// Keep the apply that is waiting under --confirm.
@@ -130,13 +132,17 @@ pub enum Command {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
-    /// Undo the apply that is waiting under --confirm, now.
+    /// Undo, now, the apply that is waiting under --confirm or was interrupted: carefully,
+    /// leaving (and listing) what changed since.
     Rollback {
         #[arg(long, default_value = "/")]
         root: PathBuf,
         /// Wait for the deadline first, and do nothing if it was confirmed (the timer).
         #[arg(long, hide = true)]
         at_deadline: bool,
+        /// The apply the timer is for (its journal's id).
+        #[arg(long, hide = true, requires = "at_deadline")]
+        id: Option<String>,
     },
     /// Rewrite topology files in the canonical layout, keeping every comment.
     Fmt {
@@ -259,8 +265,15 @@ pub fn run(command: Command) -> CliResult {
                 confirm,
             },
         ),
-        Command::Confirm { root } => live::confirm(&root),
-        Command::Rollback { root, at_deadline } => live::rollback(&root, at_deadline),
+        Command::Confirm { root } => recover::confirm(&root),
+        Command::Rollback {
+            root,
+            at_deadline,
+            id,
+        } => {
+            let timer = at_deadline.then(|| id.unwrap_or_default());
+            recover::rollback(&root, timer.as_deref())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Args::command(), "netc", &mut std::io::stdout());
             Ok(Outcome::Done)

@@ -146,8 +146,13 @@ impl Host {
         m
     }
 
-    fn pending(&self) -> PathBuf {
-        self.root().join("var/lib/netc/pending.json")
+    fn journal(&self) -> PathBuf {
+        self.root().join("var/lib/netc/journal")
+    }
+
+    /// Whether an apply waits for `netc confirm` (its journal has the `applied` mark).
+    fn waiting(&self) -> bool {
+        fs::read_to_string(self.journal()).is_ok_and(|j| j.contains("{\"applied\""))
     }
 }
 
@@ -359,8 +364,17 @@ fn a_failing_step_rolls_back_everything_done_before_it() {
     fs::create_dir_all(h.root().join("etc")).unwrap();
     fs::write(h.root().join("etc/keepalived"), "in the way").unwrap();
     let o = h.netc("apply", &[]);
-    assert_exit(&o, 1, "apply failed: install ");
-    assert!(stderr(&o).contains("rolled back the "), "{}", stderr(&o));
+    assert_exit(&o, 1, "apply failed: step ");
+    assert!(stderr(&o).contains(": install "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the host is as it was before the apply"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !h.journal().exists(),
+        "a failed apply that undid all leaves no journal"
+    );
     assert_eq!(h.kernel(), kernel, "the kernel is as it was");
     assert!(!h.root().join("etc/network/interfaces").exists());
     assert!(!h.root().join("etc/iptables/rules.v4").exists());
@@ -393,20 +407,23 @@ fn an_unconfirmed_apply_is_undone_by_the_timer_even_when_the_session_dies() {
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut session, 0);
     let mut child = session.spawn().unwrap();
-    wait_for(|| h.pending().exists(), "the pending apply");
+    wait_for(|| h.waiting(), "the pending apply");
     assert!(h.ns.ok(&["ip", "-br", "addr"]).contains("198.51.100.24/24"));
     let group = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process_group(group, rustix::process::Signal::KILL).unwrap();
     child.wait().unwrap();
 
-    wait_for(|| !h.pending().exists(), "the rollback");
+    wait_for(|| !h.journal().exists(), "the rollback");
     assert_eq!(h.kernel(), kernel, "undone");
     assert_eq!(
         fs::read(h.root().join("etc/network/interfaces")).unwrap(),
         interfaces
     );
     let log = fs::read_to_string(h.root().join("var/lib/netc/rollback.log")).unwrap();
-    assert!(log.contains("rolled back; the host is as it was"), "{log}");
+    assert!(
+        log.contains("rolled back the apply; the host is as it was before the apply"),
+        "{log}"
+    );
 
     // Confirmed in time: it stays, and the timer leaves it.
     let out = h.netc("apply", &["--confirm", "2"]);
@@ -587,7 +604,6 @@ fn validation_runs_the_real_tools_on_the_new_files() {
             kind,
             path: PathBuf::from("/nowhere").join(name),
             content: Some(text.to_string()),
-            check: false,
         };
         (step.clone(), step)
     };
@@ -598,19 +614,17 @@ fn validation_runs_the_real_tools_on_the_new_files() {
     ns.enter(|| {
         let mut notes = Vec::new();
         let steps = [file("rules.v4", &good), file("interfaces", &interfaces)];
-        validate(&steps, &mut notes).unwrap();
+        assert_eq!(validate(&steps, &mut notes), Vec::<String>::new());
         let broken = good.replace("--dports 16509", "--dports 99999");
-        let e = validate(&[file("rules.v4", &broken)], &mut notes).unwrap_err();
+        let e = validate(&[file("rules.v4", &broken)], &mut notes);
         assert!(
-            e.to_string()
-                .starts_with("iptables-restore rejects the new /nowhere/rules.v4"),
-            "{e}"
+            e[0].starts_with("iptables-restore rejects the new /nowhere/rules.v4"),
+            "{e:?}"
         );
         let e = validate(
             &[file("netc.nft", "table inet netc { chain x { bogus } }")],
             &mut notes,
-        )
-        .unwrap_err();
-        assert!(e.to_string().starts_with("nft rejects"), "{e}");
+        );
+        assert!(e[0].starts_with("nft rejects"), "{e:?}");
     });
 }
