@@ -309,7 +309,9 @@ fn run(
             "cannot arm the rollback timer ({e}); nothing changed"
         )));
     }
-    for name in unmarked_links(Some(&journal), net) {
+    // The plan saw them as netc's; now the kernel does too.
+    let live = kernel.read().unwrap_or_else(|_| net.clone());
+    for name in unmarked_links(Some(&journal), &live) {
         match kernel.mark_link(&name) {
             Ok(()) => say(format!(
                 "marked {name} as netc's: the interrupted apply created it"

@@ -630,6 +630,16 @@ fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: 
                 "{} carries netc's mark but is a {} link; left alone",
                 l.name, l.kind
             ));
+            // Out of a bridge that goes, as its own step: the kernel would do it as a side
+            // effect of the deletion, and the undo would not put it back.
+            let master = l.master.as_deref().and_then(|m| live.link(m));
+            if let Some(m) = master.filter(|m| going(m)) {
+                ph.remove.push(NetOp::SetMaster {
+                    link: l.name.clone(),
+                    master: None,
+                    was: Some(m.name.clone()),
+                });
+            }
             continue;
         };
         // A port the plan moves to another bridge is not in the way.

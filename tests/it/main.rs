@@ -2,6 +2,7 @@
 //! diagnostics are insta snapshots in tests/it/snapshots (review each change).
 
 mod apply;
+mod apply_crash;
 mod apply_iptables;
 mod cli;
 mod diagnostics;
