@@ -75,6 +75,10 @@ pub fn undo(
             continue;
         }
         match seen(p, sys) {
+            Ok(Seen::Done) if let Some(why) = would_drop(&p.undo, sys) => {
+                out.skipped.push(why);
+                continue;
+            }
             Ok(Seen::Done) => match p.undo.run(sys) {
                 Ok(()) => out.undone.push(p.undo.to_string()),
                 Err(e) => {
@@ -98,6 +102,32 @@ pub fn undo(
     }
     sys.backup = backup;
     out
+}
+
+/// Removing an IPv4 primary address makes the kernel drop the secondaries of its subnet:
+/// the undo would take addresses someone added since. Why not, if so.
+fn would_drop(undo: &Step, sys: &mut System) -> Option<String> {
+    let Step::Net(NetOp::DelAddr { dev, net, .. }) = undo else {
+        return None;
+    };
+    let live = sys.kernel.read().ok()?;
+    let primary = live
+        .addrs
+        .iter()
+        .any(|a| a.dev == *dev && a.net == *net && !a.secondary);
+    let dropped: Vec<String> = live
+        .addrs
+        .iter()
+        .filter(|a| a.dev == *dev && a.secondary && a.net != *net)
+        .filter(|a| a.net.prefix_len() == net.prefix_len() && net.contains(&a.net.addr()))
+        .map(|a| a.net.to_string())
+        .collect();
+    (primary && net.addr().is_ipv4() && !dropped.is_empty()).then(|| {
+        format!(
+            "kept {net} on {dev}: removing it would make the kernel drop {}, added since",
+            dropped.join(", ")
+        )
+    })
 }
 
 /// Links netc created that carry something netc did not put there, with what; and the ports

@@ -4,6 +4,7 @@
 mod apply;
 mod apply_crash;
 mod apply_iptables;
+mod apply_rollback;
 mod cli;
 mod diagnostics;
 mod diff;
