@@ -3,6 +3,7 @@
 
 mod apply;
 mod apply_crash;
+mod apply_effects;
 mod apply_iptables;
 mod apply_rollback;
 mod cli;
