@@ -32,13 +32,23 @@ use super::recover;
 pub struct Target<'a> {
     pub file: &'a Path,
     pub host: &'a str,
-    pub root: &'a Path,
+    pub root: std::path::PathBuf,
 }
 
 impl<'a> Target<'a> {
-    pub fn new(file: &'a Path, host: &'a str, root: &'a Path) -> Target<'a> {
-        Target { file, host, root }
+    pub fn new(file: &'a Path, host: &'a str, root: &Path) -> Target<'a> {
+        Target {
+            file,
+            host,
+            root: absolute(root),
+        }
     }
+}
+
+/// `root` as an absolute path: the journal names files by it, and a later command (or the
+/// timer) may run from another directory.
+pub fn absolute(root: &Path) -> std::path::PathBuf {
+    std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf())
 }
 
 /// What apply needs beyond a plan.
@@ -77,9 +87,9 @@ fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, Liv
             l.alias = Some(netc::live::net::ALIAS.into());
         }
     }
-    let state = State::of_root(t.root);
+    let state = State::of_root(&t.root);
     let live = Live {
-        root: t.root,
+        root: &t.root,
         net: &net,
         iptables_save: &probe::iptables_save,
         nft_list: &probe::nft_list,
@@ -125,8 +135,8 @@ fn changes(p: &Plan) -> Outcome {
 }
 
 pub fn plan(t: &Target, format: PlanFormat) -> CliResult {
-    let state = State::of_root(t.root);
-    let journal = recover::status(&state, t.root);
+    let state = State::of_root(&t.root);
+    let journal = recover::status(&state, &t.root);
     let (p, _, _) = make_plan(t, journal.as_ref())?;
     match format {
         PlanFormat::Text => show(&plan::text(&p)),
@@ -201,15 +211,15 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
         return dry_run(t);
     }
     let stop = stop_on_signals()?;
-    let state = State::of_root(t.root);
+    let state = State::of_root(&t.root);
     // One apply, confirm or rollback at a time.
     let _lock = lock(&state)?;
-    clean_temps(&state, t.root);
+    clean_temps(&state, &t.root);
     let prior = state.journal().map_err(CliError::user)?;
     let inherited = match &prior {
         Some(j) if j.applied() => return Err(recover::waiting(j, &state)),
         Some(j) => {
-            vet::vet(&j.header, t.root).map_err(|e| {
+            vet::vet(&j.header, &t.root).map_err(|e| {
                 CliError::user(format!(
                     "refusing to run the journal {}: {e}",
                     j.path.display()
@@ -250,8 +260,8 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
 
 /// `--dry-run`: the plan, as apply would print it, and its exit status.
 fn dry_run(t: &Target) -> CliResult {
-    let state = State::of_root(t.root);
-    let journal = recover::status(&state, t.root);
+    let state = State::of_root(&t.root);
+    let journal = recover::status(&state, &t.root);
     let (plan, _, _) = make_plan(t, journal.as_ref())?;
     show(&plan::text(&plan));
     if !plan.refusals.is_empty() || plan.lockout.is_some() {
@@ -274,35 +284,9 @@ fn run(
     net: &LiveNet,
     stop: &AtomicBool,
 ) -> CliResult {
-    let now = state::now();
-    let (mut steps, mut marks) = (Vec::new(), Vec::new());
-    if let Some((j, carried)) = &prior {
-        for (i, s) in carried {
-            marks.push(Mark::Begin(steps.len()));
-            if *s == StepState::Done {
-                marks.push(Mark::Done(steps.len()));
-            }
-            steps.push(j.header.steps[*i].clone());
-        }
-    }
-    let from = steps.len();
-    steps.extend(plan.steps.iter().map(|(step, undo)| Planned {
-        step: step.clone(),
-        undo: undo.clone(),
-    }));
-    let header = Header {
-        version: VERSION,
-        id: format!("{now}-{}", std::process::id()),
-        host: t.host.to_string(),
-        started: now,
-        deadline: o.confirm.map(|s| now + s as i64),
-        steps,
-    };
-    state.ensure().map_err(CliError::io)?;
-    let mut journal = Journal::create(&state.journal_path(), header, &marks)
-        .map_err(|e| CliError::io(format!("cannot write the journal: {e}; nothing changed")))?;
+    let (mut journal, from) = new_journal(t, o, state, &plan, prior)?;
     if o.confirm.is_some()
-        && let Err(e) = recover::spawn_timer(t.root, &journal.header.id, state)
+        && let Err(e) = recover::spawn_timer(&t.root, &journal.header.id, state)
     {
         let _ = journal.remove();
         return Err(CliError::io(format!(
@@ -319,7 +303,7 @@ fn run(
             Err(e) => say(format!("cannot mark {name} as netc's: {e}")),
         }
     }
-    let mut sys = System::new(kernel, t.root);
+    let mut sys = System::new(kernel, &t.root);
     let result = apply::run(&mut journal, from, &mut sys, stop);
     for n in &sys.notes {
         say(n);
@@ -350,6 +334,45 @@ fn run(
         None => journal.remove().map_err(CliError::io)?,
     }
     Ok(Outcome::Done)
+}
+
+/// The journal of this apply, on disk: the steps an interrupted apply may have left (with
+/// their marks), then the plan's; and where the plan's begin.
+fn new_journal(
+    t: &Target,
+    o: &ApplyOptions,
+    state: &State,
+    plan: &Plan,
+    prior: Option<(Journal, Vec<(usize, StepState)>)>,
+) -> Result<(Journal, usize), CliError> {
+    let now = state::now();
+    let (mut steps, mut marks) = (Vec::new(), Vec::new());
+    if let Some((j, carried)) = &prior {
+        for (i, s) in carried {
+            marks.push(Mark::Begin(steps.len()));
+            if *s == StepState::Done {
+                marks.push(Mark::Done(steps.len()));
+            }
+            steps.push(j.header.steps[*i].clone());
+        }
+    }
+    let from = steps.len();
+    steps.extend(plan.steps.iter().map(|(step, undo)| Planned {
+        step: step.clone(),
+        undo: undo.clone(),
+    }));
+    let header = Header {
+        version: VERSION,
+        id: format!("{now}-{}", std::process::id()),
+        host: t.host.to_string(),
+        started: now,
+        deadline: o.confirm.map(|s| now + s as i64),
+        steps,
+    };
+    state.ensure().map_err(CliError::io)?;
+    let journal = Journal::create(&state.journal_path(), header, &marks)
+        .map_err(|e| CliError::io(format!("cannot write the journal: {e}; nothing changed")))?;
+    Ok((journal, from))
 }
 
 /// Says which step failed (or which signal came) and how the undo went.

@@ -14,7 +14,7 @@ use netc::live::state::{self, State};
 use netc::live::vet;
 
 use super::exit::{CliError, CliResult, Outcome};
-use super::live::{clean_temps, lock, say};
+use super::live::{absolute, clean_temps, lock, say};
 
 /// Reads the journal for a read-only command and says what it finds.
 pub fn status(state: &State, root: &Path) -> Option<Journal> {
@@ -163,6 +163,7 @@ pub fn spawn_timer(root: &Path, id: &str, state: &State) -> std::io::Result<()> 
 }
 
 pub fn confirm(root: &Path) -> CliResult {
+    let root = &absolute(root);
     let state = State::of_root(root);
     let _lock = lock(&state)?;
     clean_temps(&state, root);
@@ -215,6 +216,7 @@ fn wait_for_deadline(state: &State, id: &str) -> bool {
 /// Undoes the apply the journal names: now, or (`at_deadline`, the detached timer) at its
 /// deadline, if it is still waiting then.
 pub fn rollback(root: &Path, at_deadline: Option<&str>) -> CliResult {
+    let root = &absolute(root);
     let state = State::of_root(root);
     if let Some(id) = at_deadline
         && !wait_for_deadline(&state, id)

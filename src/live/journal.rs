@@ -7,8 +7,10 @@
 //! it: `netc rollback` undoes those steps (carefully: [`super::rollback`]), `netc apply` goes
 //! forward and carries them in its own journal.
 //!
-//! Format: one record per line, `<crc32 of the JSON, 8 hex digits> <JSON>`; the first is the
-//! [`Header`] (with a format [`VERSION`]), the others [`Mark`]s. The file is mode 0600 (it
+//! Format: one record per line, `<checksum, 8 hex digits> <JSON>`; the first is the
+//! [`Header`] (with a format [`VERSION`]), the others [`Mark`]s. Each checksum is the CRC-32
+//! of the previous record's checksum and this record's JSON, so a record changed, removed or
+//! moved breaks the chain. The file is mode 0600 (it
 //! holds the files' text, agent.properties' secrets among them), created whole through a
 //! fsynced rename; each mark is one `write` and a `fdatasync`. A last line without its
 //! newline is a record a crash cut short and is ignored; any other record that does not
@@ -96,22 +98,36 @@ pub struct Journal {
     pub header: Header,
     pub marks: Vec<Mark>,
     file: Option<fs::File>,
+    /// The last record's checksum.
+    last: u32,
 }
 
-fn record(value: &impl Serialize) -> Vec<u8> {
+/// The checksum of a record that follows one with checksum `previous`.
+pub fn checksum(previous: u32, json: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&previous.to_be_bytes());
+    h.update(json);
+    h.finalize()
+}
+
+/// A record's line, and its checksum.
+fn record(value: &impl Serialize, previous: u32) -> (Vec<u8>, u32) {
     let json = serde_json::to_vec(value).expect("plain data");
-    let mut line = format!("{:08x} ", crc32fast::hash(&json)).into_bytes();
+    let sum = checksum(previous, &json);
+    let mut line = format!("{sum:08x} ").into_bytes();
     line.extend(json);
     line.push(b'\n');
-    line
+    (line, sum)
 }
 
 impl Journal {
     /// Writes a new journal (replacing any) with `marks` already in it.
     pub fn create(path: &Path, header: Header, marks: &[Mark]) -> io::Result<Journal> {
-        let mut bytes = record(&header);
+        let (mut bytes, mut last) = record(&header, 0);
         for m in marks {
-            bytes.extend(record(m));
+            let (line, sum) = record(m, last);
+            bytes.extend(line);
+            last = sum;
         }
         install::write_atomic(path, &bytes, Perm::mode(0o600))?;
         let mut j = Journal {
@@ -119,6 +135,7 @@ impl Journal {
             header,
             marks: marks.to_vec(),
             file: None,
+            last,
         };
         j.open()?;
         Ok(j)
@@ -135,8 +152,10 @@ impl Journal {
     pub fn mark(&mut self, m: Mark) -> io::Result<()> {
         self.open()?;
         let file = self.file.as_mut().expect("opened");
-        file.write_all(&record(&m))?;
+        let (line, sum) = record(&m, self.last);
+        file.write_all(&line)?;
         file.sync_data()?;
+        self.last = sum;
         self.marks.push(m);
         Ok(())
     }
@@ -152,12 +171,13 @@ impl Journal {
             Ok(None) => return Ok(None),
             Err(e) => return Err(damaged(e.to_string())),
         };
-        let (header, marks) = parse(&bytes).map_err(damaged)?;
+        let (header, marks, last) = parse(&bytes).map_err(damaged)?;
         Ok(Some(Journal {
             path: path.to_path_buf(),
             header,
             marks,
             file: None,
+            last,
         }))
     }
 
@@ -206,22 +226,24 @@ impl Journal {
     }
 }
 
-/// The header and marks of a journal's bytes, or why they cannot be trusted.
-fn parse(bytes: &[u8]) -> Result<(Header, Vec<Mark>), String> {
+/// The header, marks and last checksum of a journal's bytes, or why they cannot be trusted.
+fn parse(bytes: &[u8]) -> Result<(Header, Vec<Mark>, u32), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     // Only complete lines count: a crash can cut the last one short.
     let complete = match text.rfind('\n') {
         Some(end) => &text[..end],
         None => "",
     };
+    let mut last = 0;
     let mut records = complete.lines().enumerate().map(|(i, line)| {
         let (sum, json) = line
             .split_once(' ')
             .ok_or(format!("record {} has no checksum", i + 1))?;
-        let ok = u32::from_str_radix(sum, 16).ok() == Some(crc32fast::hash(json.as_bytes()));
-        if !ok {
+        let expected = checksum(last, json.as_bytes());
+        if u32::from_str_radix(sum, 16).ok() != Some(expected) {
             return Err(format!("record {} does not match its checksum", i + 1));
         }
+        last = expected;
         Ok(json)
     });
     let first = records
@@ -241,7 +263,7 @@ fn parse(bytes: &[u8]) -> Result<(Header, Vec<Mark>), String> {
         let m: Mark = serde_json::from_str(r?).map_err(|e| format!("mark: {e}"))?;
         marks.push(m);
     }
-    Ok((header, marks))
+    Ok((header, marks, last))
 }
 
 #[cfg(test)]
@@ -304,10 +326,26 @@ mod tests {
         assert!(e.why.contains("ends before its header"), "{e}");
         assert!(e.to_string().contains("netc confirm"), "{e}");
         let other = text.replacen("\"version\":1", "\"version\":9", 1);
-        let sum = crc32fast::hash(&other.lines().next().unwrap().as_bytes()[9..]);
-        let other = format!("{sum:08x}{}", &other[8..]);
-        fs::write(&path, other).unwrap();
+        let sum = checksum(0, &other.lines().next().unwrap().as_bytes()[9..]);
+        let first = other.lines().next().unwrap();
+        fs::write(&path, format!("{sum:08x}{}\n", &first[8..])).unwrap();
         let e = Journal::load(&path).err().unwrap();
         assert!(e.why.contains("format version 9"), "{e}");
+    }
+
+    #[test]
+    fn a_removed_mark_breaks_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let mut j = Journal::create(&path, header(), &[]).unwrap();
+        j.mark(Mark::Begin(0)).unwrap();
+        j.mark(Mark::Done(0)).unwrap();
+        j.mark(Mark::Applied { deadline: None }).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let without_done = format!("{}\n{}\n{}\n", lines[0], lines[1], lines[3]);
+        fs::write(&path, without_done).unwrap();
+        let e = Journal::load(&path).err().unwrap();
+        assert!(e.why.contains("record 3 does not match"), "{e}");
     }
 }

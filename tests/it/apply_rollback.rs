@@ -144,11 +144,13 @@ fn rollback_keeps_hand_edits_and_leaves_netcs_version_beside_them() {
 
 /// Recomputes each record's checksum after an edit, as someone who knows the format would.
 fn reseal(journal: &str) -> String {
+    let mut last = 0;
     journal
         .lines()
         .map(|l| {
             let json = &l[9..];
-            format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()))
+            last = netc::live::journal::checksum(last, json.as_bytes());
+            format!("{last:08x} {json}\n")
         })
         .collect()
 }
@@ -372,4 +374,40 @@ fn a_dead_timer_is_said_to_be_dead() {
         0,
         "as it was before the apply",
     );
+}
+
+/// The root given relative (and with a trailing slash) names the same journal as the
+/// absolute one: a rollback from another directory finds and runs it.
+#[test]
+fn another_spelling_of_the_root_finds_the_same_journal() {
+    if !ready() {
+        return;
+    }
+    let h = host("rbpath");
+    h.apply_ok(&[]);
+    let kernel = h.kernel();
+    add_br600(&h);
+    let o = h
+        .command(&[
+            "apply",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--force-host",
+            "--root",
+            "./root/",
+            "--confirm",
+            "600",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "run `netc confirm` within 600 s");
+    let root = h.root();
+    let o = h
+        .command(&["rollback", "--root", root.to_str().unwrap()])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "as it was before the apply");
+    assert_eq!(h.kernel(), kernel);
 }
