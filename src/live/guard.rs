@@ -272,4 +272,56 @@ mod tests {
         );
         assert!(Session::from_env("fe80::1% 5 fe80::2 22").is_err());
     }
+
+    /// A VLAN id change makes a new port and deletes the old one, netc's, under the bridge
+    /// the session uses: refused.
+    #[test]
+    fn a_vlan_id_change_under_the_session_bridge_is_refused() {
+        use crate::live::net::{ALIAS, plan};
+        use crate::model::{Address, Bridge, Host};
+        let bridge = |vlan| Bridge {
+            name: "br5".into(),
+            vlan,
+            nic: "eno1".into(),
+            addresses: vec![Address {
+                net: "10.0.5.2/24".parse().unwrap(),
+                gateway: None,
+            }],
+        };
+        let host = Host {
+            name: "h".into(),
+            management_server: false,
+            agent: None,
+            nics: vec!["eno1".into()],
+            bridges: vec![bridge(6)],
+        };
+        let mut live = live();
+        live.routes.clear();
+        live.addrs.truncate(1);
+        live.links.push(LiveLink {
+            name: "eno1".into(),
+            up: true,
+            ..LiveLink::default()
+        });
+        for l in &mut live.links {
+            l.up = true;
+            if l.name == "eno1.5" {
+                l.kind = LiveKind::Vlan {
+                    parent: "eno1".into(),
+                    id: 5,
+                };
+            }
+            if l.name != "eno1" {
+                l.alias = Some(ALIAS.into());
+            }
+        }
+        let p = plan(&host, &live);
+        assert!(p.refusals.is_empty(), "{p:?}");
+        let r = lockout(&live, &p.ops, &session("10.0.5.77 5 10.0.5.2 22")).unwrap();
+        assert!(
+            r.contains("a port of the bridge its replies leave by"),
+            "{r}"
+        );
+        assert!(r.contains("eno1.5"), "{r}");
+    }
 }

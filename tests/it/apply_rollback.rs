@@ -411,3 +411,48 @@ fn another_spelling_of_the_root_finds_the_same_journal() {
     assert_exit(&o, 0, "as it was before the apply");
     assert_eq!(h.kernel(), kernel);
 }
+
+/// Finding 10: on a full disk the backup is not left empty (nor the file half-written): the
+/// write fails before anything is renamed, and apply undoes what it did.
+#[test]
+fn a_full_disk_leaves_no_empty_backup() {
+    if !ready() || !crate::netns::available("full disk", &["unshare", "md5sum"]) {
+        return;
+    }
+    let h = host("rbfull");
+    let root = h.root();
+    let dir = root.join("etc/cloudstack/agent");
+    let script = format!(
+        "set -e; cd {topo}; d={dir}; mkdir -p $d; mount -t tmpfs -o size=64k tmpfs $d; \
+         yes '# a comment the agent keeps' | head -c 40000 > $d/agent.properties; \
+         before=$(md5sum < $d/agent.properties); \
+         set +e; {netc} apply topology.csn --host chamomile --force-host --root {root}; \
+         echo \"rc=$?\"; \
+         [ \"$(md5sum < $d/agent.properties)\" = \"$before\" ] && echo unchanged; \
+         ls -a $d",
+        dir = dir.display(),
+        root = root.display(),
+        netc = env!("CARGO_BIN_EXE_netc"),
+        topo = h.dir.path().display(),
+    );
+    let kernel = h.kernel();
+    let o = h.ns.run(&["unshare", "-m", "sh", "-c", &script]);
+    let out = stdout(&o);
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(out.contains("rc=1\nunchanged\n"), "{out}");
+    let names: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != "unchanged")
+        .skip(1)
+        .collect();
+    assert_eq!(
+        names,
+        [".", "..", "agent.properties"],
+        "no backup, no temporary file"
+    );
+    assert_eq!(h.kernel(), kernel, "undone");
+}
