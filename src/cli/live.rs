@@ -64,6 +64,11 @@ pub fn say(line: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "netc: {line}");
 }
 
+/// An indented line under the last [`say`]; never fails.
+pub fn detail(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "  {line}");
+}
+
 /// Text for stdout, in one write; never fails.
 fn show(text: &str) {
     let mut out = std::io::stdout().lock();

@@ -14,7 +14,7 @@ use netc::live::state::{self, State};
 use netc::live::vet;
 
 use super::exit::{CliError, CliResult, Outcome};
-use super::live::{absolute, clean_temps, lock, say};
+use super::live::{absolute, clean_temps, detail, lock, say};
 
 /// Reads the journal for a read-only command and says what it finds.
 pub fn status(state: &State, root: &Path) -> Option<Journal> {
@@ -27,6 +27,13 @@ pub fn status(state: &State, root: &Path) -> Option<Journal> {
         Ok(Some(j)) => {
             if j.applied() {
                 say(waiting_text(&j, state));
+            } else if state.busy() {
+                let done = j.carried().len();
+                say(format!(
+                    "an apply to {} is running now ({done} of its {} steps so far)",
+                    j.header.host,
+                    j.header.steps.len()
+                ));
             } else {
                 interrupted(&j);
                 if let Err(e) = vet::vet(&j.header, root) {
@@ -53,10 +60,7 @@ pub fn interrupted(j: &Journal) {
         } else {
             ""
         };
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!("  {}{maybe}\n", j.header.steps[*i].step),
-        );
+        detail(format!("{}{maybe}", j.header.steps[*i].step));
     }
     if carried.is_empty() {
         say("(none: it stopped before its first change)");
@@ -99,8 +103,7 @@ pub fn waiting(j: &Journal, state: &State) -> CliError {
 /// Says how an undo went.
 pub fn report(u: &Undo, what: &str) {
     for step in &u.undone {
-        let _ =
-            std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("  undone: {step}\n"));
+        detail(format!("undone: {step}"));
     }
     for s in &u.skipped {
         say(format!("NOT undone: {s}"));

@@ -85,6 +85,14 @@ impl State {
         Ok(f)
     }
 
+    /// Whether another netc command holds the state lock now (an apply in progress).
+    pub fn busy(&self) -> bool {
+        let Ok(f) = self.lock_file("lock") else {
+            return false;
+        };
+        rustix::fs::flock(f.as_fd(), FlockOperation::NonBlockingLockShared).is_err()
+    }
+
     /// Whether a `--confirm` timer is alive (it holds the timer's lock).
     pub fn timer_alive(&self) -> bool {
         let Ok(f) = self.lock_file("timer.lock") else {

@@ -113,14 +113,7 @@ fn temps(dir: &Path) -> Vec<String> {
 /// `netc apply` under strace, killed on entering the `n`th `syscall`.
 fn apply_killed(h: &Host, syscall: &str, n: usize, signal: &str, extra: &[&str]) -> Output {
     let root = h.root();
-    let inject = format!("inject={syscall}:signal={signal}:when={n}");
     let mut args = vec![
-        "strace",
-        "-o",
-        "/dev/null",
-        "-e",
-        &inject,
-        env!("CARGO_BIN_EXE_netc"),
         "apply",
         "topology.csn",
         "--host",
@@ -130,9 +123,17 @@ fn apply_killed(h: &Host, syscall: &str, n: usize, signal: &str, extra: &[&str])
         root.to_str().unwrap(),
     ];
     args.extend(extra);
+    killed(h, &args, syscall, n, signal)
+}
+
+/// `netc ARGS` under strace, which delivers `signal` on entering the `n`th `syscall`.
+fn killed(h: &Host, netc_args: &[&str], syscall: &str, n: usize, signal: &str) -> Output {
+    let inject = format!("inject={syscall}:signal={signal}:when={n}");
     let mut c = std::process::Command::new("ip");
     c.args(["netns", "exec", &h.ns.name])
-        .args(&args)
+        .args(["strace", "-o", "/dev/null", "-e", &inject])
+        .arg(env!("CARGO_BIN_EXE_netc"))
+        .args(netc_args)
         .current_dir(h.dir.path())
         .env("NO_COLOR", "1")
         .env_remove("SSH_CONNECTION");
@@ -342,5 +343,36 @@ fn a_signal_during_apply_undoes_what_it_did() {
         );
         assert!(state(&h) == a, "{signal}");
         assert!(!h.journal().exists());
+    }
+}
+
+/// A rollback killed at any netlink request is finished by the next one: the journal keeps
+/// what it has undone.
+#[test]
+fn rollback_killed_anywhere_is_finished_by_the_next() {
+    if !ready() || !available("apply crash", &["strace"]) {
+        return;
+    }
+    let h = host("rbkill");
+    topology(&h, "v1");
+    h.apply_ok(&[]);
+    let a = state(&h);
+    topology(&h, "v2");
+    let root = h.root();
+    let rollback = ["rollback", "--root", root.to_str().unwrap()];
+    for n in 1.. {
+        h.apply_ok(&["--confirm", "600"]);
+        let o = killed(&h, &rollback, "sendto", n, "KILL");
+        if o.status.signal() != Some(9) {
+            assert_exit(&o, 0, "as it was before the apply");
+            assert!(state(&h) == a);
+            assert!(n > 10, "only {n} requests");
+            eprintln!("rollback: killed at {} points", n - 1);
+            break;
+        }
+        let o = h.state_cmd("rollback", &[]);
+        assert_exit(&o, 0, "as it was before the apply");
+        let now = state(&h);
+        assert!(now == a, "sendto #{n}:\n{}", diff(&a, &now));
     }
 }

@@ -364,3 +364,52 @@ fn counts_are_honest_and_confirm_is_bounded() {
         assert!(!h.journal().exists());
     }
 }
+
+/// Finding 8, for the other target: switching the firewall target removes what netc loaded
+/// for the old one (chains or the `inet netc` table) and the files it generated for it.
+#[test]
+fn switching_the_firewall_target_leaves_nothing_of_the_other() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("target");
+    h.apply_ok(&[]);
+    let target = |t: &str| {
+        fs::write(
+            h.dir.path().join("netc.toml"),
+            format!("[firewall]\ntarget = \"{t}\"\n"),
+        )
+        .unwrap()
+    };
+    let etc = h.root().join("etc");
+    target("nftables");
+    let out = h.apply_ok(&[]);
+    assert!(out.contains("- /etc/iptables/rules.v4"), "{out}");
+    assert!(!chains(&h, "iptables-save").contains("CLOUDSTACK"));
+    assert!(!chains(&h, "ip6tables-save").contains("CLOUDSTACK"));
+    assert!(!etc.join("iptables/rules.v4").exists());
+    assert!(
+        h.ns.ok(&["nft", "list", "tables"])
+            .contains("table inet netc")
+    );
+    assert_eq!(h.netc("plan", &[]).status.code(), Some(0));
+    target("iptables");
+    let out = h.apply_ok(&[]);
+    assert!(
+        out.contains("delete table inet netc (no longer rendered)"),
+        "{out}"
+    );
+    assert!(
+        !h.ns
+            .ok(&["nft", "list", "tables"])
+            .contains("table inet netc")
+    );
+    assert!(!etc.join("nftables.d/netc.nft").exists());
+    assert_eq!(
+        chains(&h, "iptables-save")
+            .matches("-A INPUT -j CLOUDSTACK-SERVICES")
+            .count(),
+        1
+    );
+    assert_eq!(h.netc("plan", &[]).status.code(), Some(0));
+}
