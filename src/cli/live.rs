@@ -215,10 +215,10 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
     if o.dry_run {
         return dry_run(t);
     }
-    let stop = stop_on_signals()?;
     let state = State::of_root(&t.root);
-    // One apply, confirm or rollback at a time.
+    // One apply, confirm or rollback at a time. (Waiting for it, Ctrl-C still ends netc.)
     let _lock = lock(&state)?;
+    let stop = stop_on_signals()?;
     clean_temps(&state, &t.root);
     let prior = state.journal().map_err(CliError::user)?;
     let inherited = match &prior {

@@ -145,14 +145,22 @@ fn write_record(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// The one way netc loads iptables rules: `iptables-restore --noflush` (or ip6tables-).
 fn iptables_restore(family: Family, input: &str) -> io::Result<()> {
     let tool = format!("{}-restore", family.iptables());
-    Tool::new(&tool).arg("--noflush").input(input).run()?;
+    Tool::new(&tool)
+        .arg("--noflush")
+        .input(input)
+        .own_group()
+        .run()?;
     Ok(())
 }
 
 /// The one way netc loads nftables: `nft -f` the script (one transaction), then record what
 /// was loaded and the listing.
 fn nft_load(script: &str, record: &Path) -> io::Result<()> {
-    Tool::new("nft").args(["-f", "-"]).input(script).run()?;
+    Tool::new("nft")
+        .args(["-f", "-"])
+        .input(script)
+        .own_group()
+        .run()?;
     let r = NftRecord {
         script: script.to_string(),
         listing: probe::nft_list()?,

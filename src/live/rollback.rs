@@ -68,13 +68,20 @@ pub fn undo(
     for (link, why) in &kept {
         out.skipped.push(format!("kept {link}: {why}"));
     }
+    let created: Vec<String> = done
+        .iter()
+        .filter_map(|(_, p)| match &p.step {
+            Step::Net(NetOp::AddLink { name, .. }) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
     for (i, p) in done.iter().rev() {
         if let Step::Net(op) = &p.step
             && touches(op, &kept)
         {
             continue;
         }
-        match seen(p, sys) {
+        match seen(p, &created, sys) {
             Ok(Seen::Done) if let Some(why) = would_drop(&p.undo, sys) => {
                 out.skipped.push(why);
                 continue;
@@ -207,10 +214,18 @@ fn touches(op: &NetOp, kept: &BTreeMap<String, String>) -> bool {
     }
 }
 
-fn seen(p: &Planned, sys: &mut System) -> io::Result<Seen> {
+/// What the host shows of a step. `created`: the links the steps being undone created.
+fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
     let (did, undid) = match (&p.step, &p.undo) {
         (Step::Net(op), Step::Net(undo)) => {
             let net = sys.kernel.read()?;
+            if let Some(link) = gone(op, &net) {
+                // A link netc made goes with its own undo; any other was removed by someone.
+                return Ok(match created.iter().any(|c| c == link) {
+                    true => Seen::Before,
+                    false => Seen::Changed(format!("`{op}`: {link} is gone")),
+                });
+            }
             (holds(op, &net), holds(undo, &net))
         }
         (
@@ -257,6 +272,16 @@ fn seen(p: &Planned, sys: &mut System) -> io::Result<Seen> {
     })
 }
 
+/// The link a step sets the master or state of, when it no longer exists.
+fn gone<'a>(op: &'a NetOp, net: &LiveNet) -> Option<&'a str> {
+    match op {
+        NetOp::SetMaster { link, .. } | NetOp::SetUp { link, .. } if net.link(link).is_none() => {
+            Some(link)
+        }
+        _ => None,
+    }
+}
+
 /// Whether the host shows what a kernel step leaves.
 fn holds(op: &NetOp, net: &LiveNet) -> bool {
     match op {
@@ -268,9 +293,10 @@ fn holds(op: &NetOp, net: &LiveNet) -> bool {
             _ => false,
         }),
         NetOp::DelLink { name, .. } => net.link(name).is_none(),
-        // A link that is gone has neither master nor state to undo.
-        NetOp::SetMaster { link, master, .. } => net.link(link).is_none_or(|l| l.master == *master),
-        NetOp::SetUp { link, up } => net.link(link).is_none_or(|l| l.up == *up),
+        NetOp::SetMaster { link, master, .. } => {
+            net.link(link).is_some_and(|l| l.master == *master)
+        }
+        NetOp::SetUp { link, up } => net.link(link).is_some_and(|l| l.up == *up),
         NetOp::AddAddr { dev, net: n, .. } => {
             net.addrs.iter().any(|a| a.dev == *dev && a.net == *n)
         }

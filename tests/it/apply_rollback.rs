@@ -456,3 +456,25 @@ fn a_full_disk_leaves_no_empty_backup() {
     );
     assert_eq!(h.kernel(), kernel, "undone");
 }
+
+/// A link someone deleted during the window is reported, not "undone" into an error or
+/// passed over as if nothing happened.
+#[test]
+fn a_link_deleted_during_the_window_is_reported() {
+    if !ready() {
+        return;
+    }
+    let h = host("rbgone");
+    h.apply_ok(&[]);
+    add_br600(&h);
+    h.apply_ok(&["--confirm", "600"]);
+    h.ns.ok(&["ip", "link", "del", "eno1.600"]);
+    let o = h.state_cmd("rollback", &[]);
+    assert_exit(
+        &o,
+        1,
+        "NOT undone: left `~ eno1.600: down → up`: eno1.600 is gone",
+    );
+    assert!(!stderr(&o).contains("undo FAILED"), "{}", stderr(&o));
+    assert!(!h.ns.run(&["ip", "link", "show", "br600"]).status.success());
+}
