@@ -265,12 +265,14 @@ pub fn rollback(root: &Path, at_deadline: Option<&str>) -> CliResult {
 /// Undoes every step the journal carries, then removes it.
 fn undo_all(mut j: Journal, sys: &mut System) -> Undo {
     let steps: Vec<Planned> = j.header.steps.clone();
-    let done: Vec<(usize, &Planned)> = j
-        .carried()
-        .into_iter()
-        .map(|(i, _)| (i, &steps[i]))
+    let carried = j.carried();
+    let done: Vec<(usize, &Planned)> = carried.iter().map(|(i, _)| (*i, &steps[*i])).collect();
+    let maybe: Vec<usize> = carried
+        .iter()
+        .filter(|(_, s)| *s == StepState::Maybe)
+        .map(|(i, _)| *i)
         .collect();
-    let mut undo = rollback::undo(&done, sys, &mut |i| j.mark(Mark::Undone(i)));
+    let mut undo = rollback::undo(&done, &maybe, sys, &mut |i| j.mark(Mark::Undone(i)));
     if let Err(e) = j.remove() {
         undo.errors.push(e);
     }

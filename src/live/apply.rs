@@ -62,5 +62,8 @@ pub fn undo_from(
         .filter(|i| matches!(journal.state(*i), StepState::Done | StepState::Maybe))
         .map(|i| (i, &steps[i]))
         .collect();
-    rollback::undo(&done, sys, &mut |i| journal.mark(Mark::Undone(i)))
+    let maybe: Vec<usize> = (from..steps.len())
+        .filter(|i| journal.state(*i) == StepState::Maybe)
+        .collect();
+    rollback::undo(&done, &maybe, sys, &mut |i| journal.mark(Mark::Undone(i)))
 }

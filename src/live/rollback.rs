@@ -16,7 +16,7 @@ use super::exec::System;
 use super::install::{self, Backup, Perm};
 use super::iptables;
 use super::journal::Planned;
-use super::net::{LinkKind, LiveKind, LiveNet, NetOp};
+use super::net::{ALIAS, LinkKind, LiveKind, LiveNet, NetOp};
 use super::plan::NftRecord;
 use super::probe;
 use super::step::Step;
@@ -50,9 +50,11 @@ enum Seen {
 }
 
 /// Undoes `done` (index in the journal, step), given in the order they ran, in reverse;
-/// `mark` records each step as undone (or found not done).
+/// `maybe`: those begun and not marked done; `mark` records each step as undone (or found
+/// not done).
 pub fn undo(
     done: &[(usize, &Planned)],
+    maybe: &[usize],
     sys: &mut System,
     mark: &mut dyn FnMut(usize) -> io::Result<()>,
 ) -> Outcome {
@@ -81,7 +83,7 @@ pub fn undo(
         {
             continue;
         }
-        match seen(p, &created, sys) {
+        match seen(p, &created, sys).map(|s| unmarked(s, p, maybe.contains(i), sys)) {
             Ok(Seen::Done) if let Some(why) = would_drop(&p.undo, sys) => {
                 out.skipped.push(why);
                 continue;
@@ -270,6 +272,24 @@ fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
         (false, true) => Seen::Before,
         (false, false) => Seen::Changed(changed(&p.step)),
     })
+}
+
+/// A link a step marked done created must carry netc's mark (only a crash between creating
+/// and marking leaves it without): otherwise it is not netc's to delete.
+fn unmarked(seen: Seen, p: &Planned, maybe: bool, sys: &mut System) -> Seen {
+    let Step::Net(NetOp::AddLink { name, .. }) = &p.step else {
+        return seen;
+    };
+    let marked = sys
+        .kernel
+        .read()
+        .is_ok_and(|net| net.link(name).is_some_and(|l| l.owned()));
+    match seen {
+        Seen::Done if !marked && !maybe => {
+            Seen::Changed(format!("{name} does not carry netc's mark (alias {ALIAS})"))
+        }
+        other => other,
+    }
 }
 
 /// The link a step sets the master or state of, when it no longer exists.

@@ -1,13 +1,14 @@
 //! A journal is data, not commands: before netc runs anything from one, every step must
 //! touch only what netc manages — links not named like libvirt's or CloudStack's, each
-//! kernel step paired with its exact inverse, files only at netc's paths under the root,
-//! firewall payloads only about netc's own chains or its `inet netc` table, records only in
-//! the state directory.
+//! kernel step paired with its exact inverse, addresses and routes netc did not add only
+//! taken out to be put back (as the kernel's side effects are planned), files only at
+//! netc's paths under the root, firewall payloads only about netc's own chains or its
+//! `inet netc` table, records only in the state directory.
 
 use std::path::Path;
 
 use super::journal::{Header, Planned};
-use super::net::{NetOp, foreign_name};
+use super::net::{NetOp, PROTO, foreign_name};
 use super::state::State;
 use super::step::Step;
 use crate::model::BUILTIN_CHAINS;
@@ -17,8 +18,40 @@ pub fn vet(header: &Header, root: &Path) -> Result<(), String> {
     let state = State::of_root(root);
     for (i, p) in header.steps.iter().enumerate() {
         planned(p, root, &state).map_err(|why| format!("step {} ({}): {why}", i + 1, p.step))?;
+        put_back(&header.steps, i).map_err(|why| format!("step {} ({}): {why}", i + 1, p.step))?;
     }
     Ok(())
+}
+
+/// An address or route that is not netc's (another protocol) is only ever taken out to be put
+/// back: a removal is followed by the same addition, an addition preceded by the removal.
+fn put_back(steps: &[Planned], i: usize) -> Result<(), String> {
+    let Step::Net(op) = &steps[i].step else {
+        return Ok(());
+    };
+    let ops = || {
+        steps.iter().filter_map(|p| match &p.step {
+            Step::Net(o) => Some(o),
+            _ => None,
+        })
+    };
+    let position = |o: &NetOp| steps.iter().position(|p| p.step == Step::Net(o.clone()));
+    let paired = match op {
+        NetOp::DelAddr { proto, .. } | NetOp::DelRoute { proto, .. } if *proto != PROTO => {
+            let back = op.inverse();
+            ops().any(|o| *o == back) && position(&back) > Some(i)
+        }
+        NetOp::AddAddr { proto, .. } | NetOp::AddRoute { proto, .. } if *proto != PROTO => {
+            let out = op.inverse();
+            position(&out).is_some_and(|p| p < i)
+        }
+        _ => true,
+    };
+    if paired {
+        Ok(())
+    } else {
+        Err("it touches an address or route that is not netc's without putting it back".into())
+    }
 }
 
 fn planned(p: &Planned, root: &Path, state: &State) -> Result<(), String> {
@@ -241,5 +274,29 @@ mod tests {
         );
         assert!(nft_script("flush ruleset\n").is_err());
         assert!(nft_script("delete table inet other\n").is_err());
+    }
+
+    #[test]
+    fn what_is_not_netcs_is_only_taken_out_to_be_put_back() {
+        let root = Path::new("/r");
+        let del = NetOp::DelAddr {
+            dev: "br5".into(),
+            net: "10.0.5.9/24".parse().unwrap(),
+            proto: 0,
+        };
+        let e = vet(&header(vec![net(del.clone())]), root).unwrap_err();
+        assert!(e.contains("without putting it back"), "{e}");
+        assert_eq!(
+            vet(&header(vec![net(del.clone()), net(del.inverse())]), root),
+            Ok(())
+        );
+        let e = vet(&header(vec![net(del.inverse())]), root).unwrap_err();
+        assert!(e.contains("without putting it back"), "{e}");
+        let ours = NetOp::DelAddr {
+            dev: "br5".into(),
+            net: "10.0.5.2/24".parse().unwrap(),
+            proto: PROTO,
+        };
+        assert_eq!(vet(&header(vec![net(ours)]), root), Ok(()));
     }
 }

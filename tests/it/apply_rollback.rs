@@ -478,3 +478,28 @@ fn a_link_deleted_during_the_window_is_reported() {
     assert!(!stderr(&o).contains("undo FAILED"), "{}", stderr(&o));
     assert!(!h.ns.run(&["ip", "link", "show", "br600"]).status.success());
 }
+
+/// A sealed journal that names a bridge netc did not make (no mark) as one it made: the
+/// rollback leaves that bridge.
+#[test]
+fn a_journal_cannot_make_netc_delete_an_unmarked_link() {
+    if !ready() {
+        return;
+    }
+    let h = host("rbmark");
+    h.ns.ok(&["ip", "link", "add", "brhost", "type", "bridge"]);
+    h.apply_ok(&[]);
+    add_br600(&h);
+    h.apply_ok(&["--confirm", "600"]);
+    h.ns.ok(&["ip", "link", "set", "eno1.600", "nomaster"]);
+    h.ns.ok(&["ip", "link", "set", "eno1.600", "master", "brhost"]);
+    let journal = fs::read_to_string(h.journal()).unwrap();
+    fs::write(
+        h.journal(),
+        reseal(&journal.replace("\"br600\"", "\"brhost\"")),
+    )
+    .unwrap();
+    let o = h.state_cmd("rollback", &[]);
+    assert_exit(&o, 1, "brhost does not carry netc's mark");
+    assert!(h.ns.run(&["ip", "link", "show", "brhost"]).status.success());
+}
