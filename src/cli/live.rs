@@ -220,6 +220,14 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
     let _lock = lock(&state)?;
     let stop = stop_on_signals()?;
     clean_temps(&state, &t.root);
+    if let Some(p) = state.legacy_pending() {
+        return Err(CliError::user(format!(
+            "an older netc left {}: an apply it made waits for `netc confirm`, and its own \
+             timer may still undo it. Let that timer run (or run that netc's confirm or \
+             rollback), then remove the file",
+            p.display()
+        )));
+    }
     let prior = state.journal().map_err(CliError::user)?;
     let inherited = match &prior {
         Some(j) if j.applied() => return Err(recover::waiting(j, &state)),

@@ -55,6 +55,12 @@ impl State {
         self.dir.join(format!("iptables-{v}.json"))
     }
 
+    /// What netc before the journal kept for an apply waiting for `netc confirm`.
+    pub fn legacy_pending(&self) -> Option<PathBuf> {
+        let p = self.dir.join("pending.json");
+        p.exists().then_some(p)
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("rollback.log")
     }

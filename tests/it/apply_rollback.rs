@@ -503,3 +503,21 @@ fn a_journal_cannot_make_netc_delete_an_unmarked_link() {
     assert_exit(&o, 1, "brhost does not carry netc's mark");
     assert!(h.ns.run(&["ip", "link", "show", "brhost"]).status.success());
 }
+
+/// An apply an older netc left waiting (its pending.json) is not run over.
+#[test]
+fn an_older_netcs_pending_apply_is_respected() {
+    if !ready() {
+        return;
+    }
+    let h = host("rblegacy");
+    let state = h.root().join("var/lib/netc");
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("pending.json"), "{}").unwrap();
+    let kernel = h.kernel();
+    let o = h.netc("apply", &[]);
+    assert_exit(&o, 1, "an older netc left");
+    assert_eq!(h.kernel(), kernel);
+    fs::remove_file(state.join("pending.json")).unwrap();
+    h.apply_ok(&[]);
+}
