@@ -81,6 +81,13 @@ impl Tool {
         self
     }
 
+    /// Runs the tool in a process group of its own, so that a Ctrl-C at the terminal reaches
+    /// netc (which decides what to stop) and not the tool in the middle of its work.
+    pub fn own_group(mut self) -> Tool {
+        std::os::unix::process::CommandExt::process_group(&mut self.command, 0);
+        self
+    }
+
     /// What the tool reads on its stdin (otherwise stdin is empty).
     pub fn input(mut self, bytes: impl Into<Vec<u8>>) -> Tool {
         self.input = Some(bytes.into());

@@ -62,7 +62,9 @@ pub fn status(result: &CliResult, reports: Reports) -> u8 {
 /// Says what went wrong, if it is not said yet, and exits with the status.
 pub fn finish(result: CliResult, reports: Reports) -> ExitCode {
     if let Err(CliError::User(m) | CliError::Io(m)) = &result {
-        eprintln!("netc: {m}");
+        // Not eprintln!: after SIGHUP the terminal is gone, and that must not panic.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "netc: {m}");
     }
     ExitCode::from(status(&result, reports))
 }

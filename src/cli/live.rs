@@ -1,39 +1,58 @@
-//! The commands that read or change the live host: plan, apply, confirm, rollback.
+//! The commands that read or change the live host: plan and apply (confirm and rollback are
+//! in [`super::recover`]).
+//!
+//! Apply's order: lock; set signals to "stop between steps"; read any journal an earlier apply
+//! left (waiting for `netc confirm`: refuse; interrupted: say what it did and carry it); plan;
+//! refuse on conflicts or the lockout guard; write the journal; arm the `--confirm` timer; only
+//! then change the host, one journaled step at a time.
 
+use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use netc::live::apply::{self, Failure};
-use netc::live::exec::{self, System};
+use netc::live::apply;
+use netc::live::exec::System;
 use netc::live::guard::{self, Session};
-use netc::live::net::LiveNet;
+use netc::live::journal::{Header, Journal, Mark, Planned, StepState, VERSION};
+use netc::live::net::{LiveNet, NetOp};
 use netc::live::netlink::Kernel;
 use netc::live::plan::{self, Plan};
 use netc::live::probe::{self, Live};
-use netc::live::state::{self, Pending, State};
+use netc::live::state::{self, State};
+use netc::live::vet;
+use netc::render::ArtefactKind;
 
 use super::PlanFormat;
 use super::exit::{CliError, CliResult, Outcome};
 use super::load::{find_host, model, settings};
+use super::recover;
 use super::remote::Received;
 
 /// Where a live command looks: the topology, the host, and the root of the host's files.
 pub struct Target<'a> {
     pub file: &'a Path,
     pub host: &'a str,
-    pub root: &'a Path,
+    pub root: std::path::PathBuf,
     /// The topology and settings, when a remote netc sent them (then `file` is only a name).
     pub received: Option<&'a Received>,
 }
 
 impl<'a> Target<'a> {
-    pub fn new(file: &'a Path, host: &'a str, root: &'a Path) -> Target<'a> {
+    pub fn new(file: &'a Path, host: &'a str, root: &Path) -> Target<'a> {
         Target {
             file,
             host,
-            root,
+            root: absolute(root),
             received: None,
         }
     }
+}
+
+/// `root` as an absolute path: the journal names files by it, and a later command (or the
+/// timer) may run from another directory.
+pub fn absolute(root: &Path) -> std::path::PathBuf {
+    std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf())
 }
 
 /// What apply needs beyond a plan.
@@ -44,8 +63,26 @@ pub struct ApplyOptions {
     pub confirm: Option<u64>,
 }
 
-/// Compiles, finds the host, reads the live state and plans.
-fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
+/// A line for the user on stderr; never fails (the terminal may be gone: SIGHUP).
+pub fn say(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "netc: {line}");
+}
+
+/// An indented line under the last [`say`]; never fails.
+pub fn detail(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "  {line}");
+}
+
+/// Text for stdout, in one write; never fails.
+fn show(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Compiles, finds the host, reads the live state and plans. Links an interrupted apply
+/// created are netc's even if the crash came before their mark.
+fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, LiveNet), CliError> {
     let loaded;
     let (compiled, settings) = match t.received {
         Some(r) => (&r.compiled, r.settings.clone()),
@@ -57,19 +94,51 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
     let topology = compiled.topology.as_ref().expect("model() checked");
     let host = find_host(compiled, t.host)?;
     let kernel = Kernel::open().map_err(|e| CliError::io(format!("cannot open rtnetlink: {e}")))?;
-    let net = kernel
+    let mut net = kernel
         .read()
         .map_err(|e| CliError::io(format!("cannot read links and addresses: {e}")))?;
+    for name in unmarked_links(journal, &net) {
+        if let Some(l) = net.links.iter_mut().find(|l| l.name == name) {
+            l.alias = Some(netc::live::net::ALIAS.into());
+        }
+    }
+    let state = State::of_root(&t.root);
     let live = Live {
-        root: t.root,
+        root: &t.root,
         net: &net,
         iptables_save: &probe::iptables_save,
         nft_list: &probe::nft_list,
-        nft_record: &State::of_root(t.root).dir.join("nft.json"),
+        state: &state,
     };
-    let plan = plan::plan(topology, host, settings.firewall.target, &live)
+    let mut plan = plan::plan(topology, host, settings.firewall.target, &live)
         .map_err(|e| CliError::io(format!("cannot read the live state: {e}")))?;
+    plan.lockout = lockout(&net, &plan);
     Ok((plan, kernel, net))
+}
+
+/// Links an interrupted apply created (or began to) that carry no mark yet.
+fn unmarked_links(journal: Option<&Journal>, net: &LiveNet) -> Vec<String> {
+    let Some(j) = journal else {
+        return Vec::new();
+    };
+    j.carried()
+        .into_iter()
+        .filter_map(|(i, _)| match &j.header.steps[i].step {
+            netc::live::step::Step::Net(NetOp::AddLink { name, .. }) => Some(name.clone()),
+            _ => None,
+        })
+        .filter(|name| net.link(name).is_some_and(|l| l.alias.is_none()))
+        .collect()
+}
+
+/// What the lockout guard refuses for the session in `$SSH_CONNECTION`, if any.
+fn lockout(net: &LiveNet, plan: &Plan) -> Option<String> {
+    let value = std::env::var("SSH_CONNECTION").ok()?;
+    match Session::from_env(&value) {
+        Ok(s) => guard::lockout(net, &plan.network, &s),
+        Err(e) => (!plan.network.is_empty())
+            .then(|| format!("{e}, so the guard cannot tell what this session needs")),
+    }
 }
 
 fn changes(p: &Plan) -> Outcome {
@@ -81,12 +150,17 @@ fn changes(p: &Plan) -> Outcome {
 }
 
 pub fn plan(t: &Target, format: PlanFormat) -> CliResult {
-    let (p, _, _) = make_plan(t)?;
+    let state = State::of_root(&t.root);
+    let journal = recover::status(&state, &t.root);
+    let (p, _, _) = make_plan(t, journal.as_ref())?;
     match format {
-        PlanFormat::Text => print!("{}", plan::text(&p)),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&p).expect("plain data")),
+        PlanFormat::Text => show(&plan::text(&p)),
+        PlanFormat::Json => show(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&p).expect("plain data")
+        )),
     }
-    if !p.refusals.is_empty() {
+    if !p.refusals.is_empty() || p.lockout.is_some() {
         return Err(CliError::Reported);
     }
     Ok(changes(&p))
@@ -99,10 +173,44 @@ fn hostname() -> String {
         .into_owned()
 }
 
-fn lock(state: &State) -> Result<std::fs::File, CliError> {
+pub fn lock(state: &State) -> Result<std::fs::File, CliError> {
     state
         .lock()
         .map_err(|e| CliError::io(format!("cannot lock {}: {e}", state.dir.display())))
+}
+
+/// SIGHUP (the SSH session dropping), SIGINT and SIGTERM no longer end netc: they raise the
+/// returned flag, and apply stops between steps and undoes what it did.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| CliError::io(format!("cannot catch signal {signal}: {e}")))?;
+    }
+    Ok(stop)
+}
+
+/// Removes the temporary files killed runs left in netc's directories.
+pub fn clean_temps(state: &State, root: &Path) {
+    let dirs: Vec<std::path::PathBuf> = ArtefactKind::ALL
+        .iter()
+        .filter_map(|k| root.join(k.path()).parent().map(Path::to_path_buf))
+        .collect();
+    match state.clean_temps(dirs.iter().map(|d| d.as_path())) {
+        Ok(removed) => {
+            for r in removed {
+                say(format!(
+                    "removed {}, left by a run that was killed",
+                    r.display()
+                ));
+            }
+        }
+        Err(e) => say(format!("cannot clean temporary files: {e}")),
+    }
 }
 
 pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
@@ -114,197 +222,196 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
             t.host, t.host
         )));
     }
-    let state = State::of_root(t.root);
-    // One apply, confirm or rollback at a time.
+    if o.dry_run {
+        return dry_run(t);
+    }
+    let state = State::of_root(&t.root);
+    // One apply, confirm or rollback at a time. (Waiting for it, Ctrl-C still ends netc.)
     let _lock = lock(&state)?;
-    if let Some(p) = state.pending().map_err(CliError::io)? {
+    let stop = stop_on_signals()?;
+    clean_temps(&state, &t.root);
+    if let Some(p) = state.legacy_pending() {
         return Err(CliError::user(format!(
-            "an apply to {} is waiting for `netc confirm` (or it is undone at {}); confirm \
-             or roll it back first",
-            p.host,
-            clock(p.deadline)
+            "an older netc left {}: an apply it made waits for `netc confirm`, and its own \
+             timer may still undo it. Let that timer run (or run that netc's confirm or \
+             rollback), then remove the file",
+            p.display()
         )));
     }
-    let (plan, mut kernel, net) = make_plan(t)?;
-    print!("{}", plan::text(&plan));
+    let prior = state.journal().map_err(CliError::user)?;
+    let inherited = match &prior {
+        Some(j) if j.applied() => return Err(recover::waiting(j, &state)),
+        Some(j) => {
+            vet::vet(&j.header, &t.root).map_err(|e| {
+                CliError::user(format!(
+                    "refusing to run the journal {}: {e}",
+                    j.path.display()
+                ))
+            })?;
+            recover::interrupted(j);
+            say("going forward to the topology (`netc rollback` would undo it instead)");
+            j.carried()
+        }
+        None => Vec::new(),
+    };
+    let (plan, mut kernel, net) = make_plan(t, prior.as_ref())?;
+    show(&plan::text(&plan));
     if !plan.refusals.is_empty() {
         return Err(CliError::user(
             "refusing to apply: resolve the conflicts above first; nothing changed",
         ));
     }
-    if o.dry_run {
-        return Ok(changes(&plan));
-    }
-    if plan.is_empty() {
-        return Ok(Outcome::Done);
-    }
-    let mut notes = Vec::new();
-    exec::validate(&plan.steps, &mut notes)
-        .map_err(|e| CliError::user(format!("refusing to apply: {e}; nothing changed")))?;
-    let session = std::env::var("SSH_CONNECTION")
-        .ok()
-        .and_then(|v| Session::from_env(&v));
-    if let Some(why) = session.and_then(|s| guard::lockout(&net, &plan.network, s)) {
+    if let Some(why) = &plan.lockout {
         if !o.force {
             return Err(CliError::user(format!(
                 "refusing to apply: {why}\n(--force to apply anyway, ideally with --confirm); \
                  nothing changed"
             )));
         }
-        eprintln!("netc: warning: {why} (--force)");
+        say(format!("warning: {why} (--force)"));
     }
-    let mut sys = System {
-        kernel: &mut kernel,
-        keepalived_pid: t.root.join("run/keepalived.pid"),
-        notes,
-    };
-    let result = apply::run(&plan.steps, &mut sys);
+    if plan.is_empty() {
+        if let Some(j) = prior {
+            j.remove().map_err(CliError::io)?;
+            say("the interrupted apply is complete: the host matches the topology");
+        }
+        return Ok(Outcome::Done);
+    }
+    let prior = prior.map(|j| (j, inherited));
+    run(t, o, &state, plan, prior, &mut kernel, &net, &stop)
+}
+
+/// `--dry-run`: the plan, as apply would print it, and its exit status.
+fn dry_run(t: &Target) -> CliResult {
+    let state = State::of_root(&t.root);
+    let journal = recover::status(&state, &t.root);
+    let (plan, _, _) = make_plan(t, journal.as_ref())?;
+    show(&plan::text(&plan));
+    if !plan.refusals.is_empty() || plan.lockout.is_some() {
+        return Err(CliError::user(
+            "apply would refuse: see above; nothing changed",
+        ));
+    }
+    Ok(changes(&plan))
+}
+
+/// Journal first, then the timer, then the changes.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    t: &Target,
+    o: &ApplyOptions,
+    state: &State,
+    plan: Plan,
+    prior: Option<(Journal, Vec<(usize, StepState)>)>,
+    kernel: &mut Kernel,
+    net: &LiveNet,
+    stop: &AtomicBool,
+) -> CliResult {
+    let (mut journal, from) = new_journal(t, o, state, &plan, prior)?;
+    if o.confirm.is_some()
+        && let Err(e) = recover::spawn_timer(&t.root, &journal.header.id, state)
+    {
+        let _ = journal.remove();
+        return Err(CliError::io(format!(
+            "cannot arm the rollback timer ({e}); nothing changed"
+        )));
+    }
+    // The plan saw them as netc's; now the kernel does too.
+    let live = kernel.read().unwrap_or_else(|_| net.clone());
+    for name in unmarked_links(Some(&journal), &live) {
+        match kernel.mark_link(&name) {
+            Ok(()) => say(format!(
+                "marked {name} as netc's: the interrupted apply created it"
+            )),
+            Err(e) => say(format!("cannot mark {name} as netc's: {e}")),
+        }
+    }
+    let mut sys = System::new(kernel, &t.root);
+    let result = apply::run(&mut journal, from, &mut sys, stop);
     for n in &sys.notes {
-        eprintln!("netc: {n}");
+        say(n);
     }
-    let undo = result.map_err(|f| failed(&f))?;
-    eprintln!(
-        "netc: applied {} steps to {} ({} kernel writes)",
+    if let Err(f) = result {
+        return failed(&f, journal, from);
+    }
+    say(format!(
+        "applied {} steps to {} ({} kernel writes, {} files written)",
         plan.steps.len(),
         t.host,
-        sys.kernel.writes
-    );
-    if let Some(seconds) = o.confirm {
-        let pending = Pending {
-            host: t.host.to_string(),
-            deadline: state::now() + seconds,
-            undo,
-        };
-        if let Err(e) = state
-            .set_pending(&pending)
-            .and_then(|()| spawn_timer(t.root))
-        {
-            eprintln!("netc: cannot arm the rollback timer ({e}); rolling back now");
-            let errors = apply::run_undo(&pending.undo, &mut sys);
-            let _ = state.clear_pending();
-            return report_undo(&errors);
+        sys.kernel_writes(),
+        sys.files_written
+    ));
+    match o.confirm {
+        Some(seconds) => {
+            let deadline = state::now() + seconds as i64;
+            journal
+                .mark(Mark::Applied {
+                    deadline: Some(deadline),
+                })
+                .map_err(CliError::io)?;
+            say(format!(
+                "run `netc confirm` within {seconds} s, or everything above is undone at {}",
+                state::when(deadline, state::now())
+            ));
         }
-        eprintln!(
-            "netc: run `netc confirm` within {seconds} s, or everything above is undone at {}",
-            clock(pending.deadline)
-        );
+        None => journal.remove().map_err(CliError::io)?,
     }
     Ok(Outcome::Done)
 }
 
-/// Says which step failed and how the undo went.
-fn failed(f: &Failure) -> CliError {
-    eprintln!("netc: apply failed: {}", f.error);
-    if f.undo_errors.is_empty() {
-        eprintln!(
-            "netc: rolled back the {} steps already done; the host is as it was",
-            f.undone
-        );
-    } else {
-        eprintln!(
-            "netc: rolling back the {} steps already done ALSO FAILED; check the host:",
-            f.undone
-        );
-        for e in &f.undo_errors {
-            eprintln!("  {e}");
+/// The journal of this apply, on disk: the steps an interrupted apply may have left (with
+/// their marks), then the plan's; and where the plan's begin.
+fn new_journal(
+    t: &Target,
+    o: &ApplyOptions,
+    state: &State,
+    plan: &Plan,
+    prior: Option<(Journal, Vec<(usize, StepState)>)>,
+) -> Result<(Journal, usize), CliError> {
+    let now = state::now();
+    let (mut steps, mut marks) = (Vec::new(), Vec::new());
+    if let Some((j, carried)) = &prior {
+        for (i, s) in carried {
+            marks.push(Mark::Begin(steps.len()));
+            if *s == StepState::Done {
+                marks.push(Mark::Done(steps.len()));
+            }
+            steps.push(j.header.steps[*i].clone());
         }
     }
-    CliError::Reported
+    let from = steps.len();
+    steps.extend(plan.steps.iter().map(|(step, undo)| Planned {
+        step: step.clone(),
+        undo: undo.clone(),
+    }));
+    let header = Header {
+        version: VERSION,
+        id: format!("{now}-{}", std::process::id()),
+        host: t.host.to_string(),
+        started: now,
+        deadline: o.confirm.map(|s| now + s as i64),
+        steps,
+    };
+    state.ensure().map_err(CliError::io)?;
+    let journal = Journal::create(&state.journal_path(), header, &marks)
+        .map_err(|e| CliError::io(format!("cannot write the journal: {e}; nothing changed")))?;
+    Ok((journal, from))
 }
 
-fn clock(epoch: u64) -> String {
-    format!("{epoch} (seconds since 1970; now {})", state::now())
-}
-
-fn report_undo(errors: &[std::io::Error]) -> CliResult {
-    if errors.is_empty() {
-        eprintln!("netc: rolled back; the host is as it was before the apply");
-        return Ok(Outcome::Done);
-    }
-    eprintln!("netc: some of the rollback failed; check the host:");
-    for e in errors {
-        eprintln!("  {e}");
+/// Says which step failed (or which signal came) and how the undo went.
+fn failed(f: &apply::Failure, journal: Journal, from: usize) -> CliResult {
+    say(format!("apply failed: {}", f.why));
+    recover::report(&f.undo, "the steps this apply did");
+    if from == 0 && f.undo.as_before() {
+        if let Err(e) = journal.remove() {
+            say(format!("cannot remove the journal: {e}"));
+        }
+    } else {
+        say(format!(
+            "the journal {} still names what is on the host: `netc rollback` undoes it, \
+             `netc apply` goes forward",
+            journal.path.display()
+        ));
     }
     Err(CliError::Reported)
-}
-
-/// Starts `netc rollback --at-deadline` in its own session, so that it outlives this
-/// process, its terminal and the SSH connection.
-fn spawn_timer(root: &Path) -> std::io::Result<()> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(State::of_root(root).dir.join("rollback.log"))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["rollback", "--at-deadline", "--root"])
-        .arg(root)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| rustix::process::setsid().map(|_| ()).map_err(Into::into));
-    }
-    cmd.spawn().map(|_| ())
-}
-
-pub fn confirm(root: &Path) -> CliResult {
-    let state = State::of_root(root);
-    let _lock = lock(&state)?;
-    match state.pending().map_err(CliError::io)? {
-        Some(p) => {
-            state.clear_pending().map_err(CliError::io)?;
-            eprintln!("netc: confirmed the apply to {}; it stays", p.host);
-            Ok(Outcome::Done)
-        }
-        None => Err(CliError::user(
-            "nothing to confirm: no apply is waiting (too late, or never armed?)",
-        )),
-    }
-}
-
-/// Undo the apply that waits for confirmation: now, or (`at_deadline`, the detached timer)
-/// when its deadline passes, if it is still waiting then.
-pub fn rollback(root: &Path, at_deadline: bool) -> CliResult {
-    let state = State::of_root(root);
-    if at_deadline {
-        loop {
-            let Some(p) = state.pending().map_err(CliError::io)? else {
-                return Ok(Outcome::Done); // confirmed
-            };
-            let now = state::now();
-            if now >= p.deadline {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_secs((p.deadline - now).min(1)));
-        }
-    }
-    let _lock = lock(&state)?;
-    let pending = match state.pending().map_err(CliError::io)? {
-        Some(p) => p,
-        None if at_deadline => return Ok(Outcome::Done), // confirmed just in time
-        None => return Err(CliError::user("nothing to roll back: no apply is waiting")),
-    };
-    let mut kernel =
-        Kernel::open().map_err(|e| CliError::io(format!("cannot open rtnetlink: {e}")))?;
-    let mut sys = System {
-        kernel: &mut kernel,
-        keepalived_pid: root.join("run/keepalived.pid"),
-        notes: Vec::new(),
-    };
-    eprintln!(
-        "netc: rolling back the unconfirmed apply to {} ({} steps)",
-        pending.host,
-        pending.undo.len()
-    );
-    for step in &pending.undo {
-        eprintln!("  {step}");
-    }
-    let errors = apply::run_undo(&pending.undo, &mut sys);
-    if let Err(e) = state.clear_pending() {
-        eprintln!("netc: cannot remove the pending apply: {e}");
-    }
-    report_undo(&errors)
 }

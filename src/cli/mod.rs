@@ -1,9 +1,10 @@
 //! The command line: clap's definitions, and each command run by its own module —
-//! [`build`] (check, build), [`review`] (diff, query, graph, fmt), [`live`] (plan, apply,
-//! confirm, rollback on this host), [`remote`] (plan and apply on another host over
-//! [`ssh`]), [`site`] (`--all`: every host, in a safe order), [`inventory`] (for Ansible).
-//! [`load`] reads topologies and prints diagnostics, [`exit`] turns every result into an exit
-//! status, [`heap`] tunes memory for the compiler's short runs.
+//! [`build`] (check, build), [`review`] (diff, query, graph, fmt), [`live`] (plan and apply on
+//! this host), [`recover`] (confirm, rollback, and an apply that has not ended), [`remote`]
+//! (plan and apply on another host over [`ssh`]), [`site`] (`--all`: every host, in a safe
+//! order), [`inventory`] (for Ansible). [`load`] reads topologies and prints diagnostics,
+//! [`exit`] turns every result into an exit status, [`heap`] tunes memory for the compiler's
+//! short runs.
 
 mod build;
 pub mod exit;
@@ -11,6 +12,7 @@ pub mod heap;
 mod inventory;
 mod live;
 mod load;
+mod recover;
 mod remote;
 mod review;
 mod site;
@@ -161,9 +163,10 @@ pub enum Command {
         /// Apply here even though this machine's hostname is not --host (implies --local).
         #[arg(long)]
         force_host: bool,
-        /// Undo everything after SECONDS unless `netc confirm` runs first (a detached timer,
-        /// so the undo happens even if this session dies).
-        #[arg(long, value_name = "SECONDS")]
+        /// Undo everything after SECONDS (1 to 86400) unless `netc confirm` runs first (a
+        /// detached timer, armed before the first change, so the undo happens even if this
+        /// session dies).
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         confirm: Option<u64>,
         /// The topology and netc.toml come on stdin from a remote netc; FILE is their name.
         #[arg(long, hide = true)]
@@ -180,13 +183,17 @@ pub enum Command {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
-    /// Undo the apply that is waiting under --confirm, now.
+    /// Undo, now, the apply that is waiting under --confirm or was interrupted: carefully,
+    /// leaving (and listing) what changed since.
     Rollback {
         #[arg(long, default_value = "/")]
         root: PathBuf,
         /// Wait for the deadline first, and do nothing if it was confirmed (the timer).
         #[arg(long, hide = true)]
         at_deadline: bool,
+        /// The apply the timer is for (its journal's id).
+        #[arg(long, hide = true, requires = "at_deadline")]
+        id: Option<String>,
     },
     /// Rewrite topology files in the canonical layout, keeping every comment.
     Fmt {
@@ -404,8 +411,15 @@ pub fn run(command: Command) -> CliResult {
         c @ Command::Plan { .. } => plan(c),
         c @ Command::Apply { .. } => apply(c),
         Command::Inventory { file } => inventory::print(&file),
-        Command::Confirm { root } => live::confirm(&root),
-        Command::Rollback { root, at_deadline } => live::rollback(&root, at_deadline),
+        Command::Confirm { root } => recover::confirm(&root),
+        Command::Rollback {
+            root,
+            at_deadline,
+            id,
+        } => {
+            let timer = at_deadline.then(|| id.unwrap_or_default());
+            recover::rollback(&root, timer.as_deref())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Args::command(), "netc", &mut std::io::stdout());
             Ok(Outcome::Done)

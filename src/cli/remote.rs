@@ -275,6 +275,9 @@ pub struct HostPlan {
     pub firewall: Vec<String>,
     pub agent: Vec<AgentKey>,
     pub refusals: Vec<String>,
+    /// What the host's lockout guard refuses for the session the plan ran in (`--force`
+    /// overrides it).
+    pub lockout: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -287,6 +290,22 @@ pub struct AgentKey {
 }
 
 impl HostPlan {
+    /// Whether apply would refuse: a conflict, or the lockout guard without `--force`.
+    pub fn refused(&self, force: bool) -> bool {
+        !self.refusals.is_empty() || (self.lockout.is_some() && !force)
+    }
+
+    /// Every reason apply would refuse, for people.
+    pub fn refusal_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.refusals.clone();
+        if let Some(l) = &self.lockout {
+            out.push(format!(
+                "the lockout guard (apply --force overrides it): {l}"
+            ));
+        }
+        out
+    }
+
     /// What changed on the host by other hands since netc set it up: owned agent keys with
     /// another value, a hand-edited nftables table, and live firewall changes while the
     /// rules file of that family is already current.
@@ -356,7 +375,12 @@ impl<'a> Remote<'a> {
         let parsed = || -> Result<HostPlan, String> {
             let mut p: HostPlan = serde_json::from_slice(&ran.stdout)
                 .map_err(|e| format!("netc plan on {} did not print a plan: {e}", self.host()))?;
-            p.changes = ran.status == Some(2);
+            // A plan the lockout guard refuses exits 1, but still has its changes.
+            let steps = !(p.network.is_empty()
+                && p.files.is_empty()
+                && p.firewall.is_empty()
+                && p.agent.is_empty());
+            p.changes = ran.status == Some(2) || (p.lockout.is_some() && steps);
             Ok(p)
         };
         match ran.status {
@@ -473,8 +497,8 @@ pub fn apply(file: &Path, host: &str, o: &RemoteApply) -> CliResult {
     let plan = remote
         .plan("")
         .map_err(|e| CliError::user(format!("{e}; nothing changed")))?;
-    if !plan.refusals.is_empty() {
-        for r in &plan.refusals {
+    if plan.refused(o.force) {
+        for r in plan.refusal_lines() {
             eprintln!("{host}: refused: {r}");
         }
         return Err(CliError::user(

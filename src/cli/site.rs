@@ -148,7 +148,8 @@ fn plan_all(sending: &Sending, order: &Order, parallel: usize) -> Vec<(String, P
 }
 
 /// The table of `plan --all`: a row per host, then each error and refusal in full.
-pub fn table(plans: &[(String, Planned)]) -> String {
+/// `force`: the lockout guard is overridden (apply --all --force).
+pub fn table(plans: &[(String, Planned)], force: bool) -> String {
     let mut rows = vec![
         [
             "HOST", "STATUS", "NETWORK", "FILES", "FIREWALL", "AGENT", "DRIFT",
@@ -164,10 +165,10 @@ pub fn table(plans: &[(String, Planned)]) -> String {
                 vec![host.clone(), "error".into()]
             }
             Ok(p) => {
-                for r in &p.refusals {
+                for r in p.refusal_lines() {
                     said += &format!("{host}: refused: {r}\n");
                 }
-                let status = if !p.refusals.is_empty() {
+                let status = if p.refused(force) {
                     "refused"
                 } else if p.changes {
                     "changes"
@@ -212,8 +213,9 @@ fn columns(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn status(plans: &[(String, Planned)]) -> CliResult {
-    let failed = |p: &Planned| p.as_ref().map_or(true, |p| !p.refusals.is_empty());
+/// What the plans say together; `force`: the lockout guard is overridden.
+fn status(plans: &[(String, Planned)], force: bool) -> CliResult {
+    let failed = |p: &Planned| p.as_ref().map_or(true, |p| p.refused(force));
     if plans.iter().any(|(_, p)| failed(p)) {
         Err(CliError::Reported)
     } else if plans
@@ -240,7 +242,7 @@ pub fn plan(file: &Path, format: PlanFormat, parallel: usize) -> CliResult {
     let (sending, order) = start(file)?;
     let plans = plan_all(&sending, &order, parallel);
     match format {
-        PlanFormat::Text => print!("{}", table(&plans)),
+        PlanFormat::Text => print!("{}", table(&plans, false)),
         PlanFormat::Json => {
             let json: Vec<serde_json::Value> = plans
                 .iter()
@@ -255,7 +257,7 @@ pub fn plan(file: &Path, format: PlanFormat, parallel: usize) -> CliResult {
             );
         }
     }
-    status(&plans)
+    status(&plans, false)
 }
 
 /// What `apply --all` needs beyond the topology.
@@ -280,8 +282,8 @@ enum Rolled {
 pub fn apply(file: &Path, o: &Rollout) -> CliResult {
     let (sending, order) = start(file)?;
     let plans = plan_all(&sending, &order, o.parallel);
-    print!("{}", table(&plans));
-    if status(&plans).is_err() {
+    print!("{}", table(&plans, o.force));
+    if status(&plans, o.force).is_err() {
         eprintln!("netc: refusing to roll out: a host above cannot be planned; nothing changed");
         return Err(CliError::Reported);
     }
@@ -459,16 +461,36 @@ mod tests {
             ),
         ];
         assert_eq!(
-            table(&plans),
+            table(&plans, false),
             "HOST  STATUS      NETWORK  FILES  FIREWALL  AGENT  DRIFT\n\
              a     changes     0        0      1         0      1\n\
              b     no changes  0        0      0         0      0\n\
              c     error\n\
              c: cannot reach c over ssh (c): refused\n"
         );
-        assert!(status(&plans).is_err());
-        assert_eq!(status(&plans[..2]).unwrap(), Outcome::Changes);
-        assert_eq!(status(&plans[1..2]).unwrap(), Outcome::Done);
+        assert!(status(&plans, false).is_err());
+        assert_eq!(status(&plans[..2], false).unwrap(), Outcome::Changes);
+        assert_eq!(status(&plans[1..2], false).unwrap(), Outcome::Done);
+    }
+
+    /// A plan the host's lockout guard refuses stops a rollout before any change, unless
+    /// `--force` overrides the guard.
+    #[test]
+    fn the_lockout_guard_refuses_the_rollout_unless_forced() {
+        let plans = vec![(
+            "a".to_string(),
+            Ok(HostPlan {
+                changes: true,
+                lockout: Some("this SSH session depends on it".into()),
+                ..HostPlan::default()
+            }),
+        )];
+        assert!(table(&plans, false).contains("a     refused"));
+        assert!(table(&plans, false).contains(
+            "a: refused: the lockout guard (apply --force overrides it): this SSH session"
+        ));
+        assert!(status(&plans, false).is_err());
+        assert_eq!(status(&plans, true).unwrap(), Outcome::Changes);
     }
 
     #[test]

@@ -1,44 +1,69 @@
-//! Running a plan's steps as one change: in order, and when a step fails, the inverses of the
-//! steps already done, in reverse. Every step was planned with its inverse before anything
-//! was touched, so the undo never reads state that the failed step may have left half-changed.
+//! Running a plan's steps as one change, under the [`Journal`]: each step is marked begun
+//! before it runs and done after, so a crash at any point leaves a journal that names what is
+//! on the host. When a step fails, or a signal asks to stop (checked between steps), the
+//! steps this run did are undone ([`rollback::undo`]: carefully, on what the host shows now).
+//! Steps inherited from an interrupted apply (before `from`) are not undone here: the journal
+//! keeps them for `netc rollback`.
 
-use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::exec::System;
-use super::step::Step;
+use super::journal::{Journal, Mark, Planned, StepState};
+use super::rollback::{self, Outcome};
 
-/// A step that failed, and how the undo went.
+/// Why the steps stopped, and how the undo went.
 #[derive(Debug)]
 pub struct Failure {
-    pub error: io::Error,
-    /// Steps that were done and then undone.
-    pub undone: usize,
-    /// Undo steps that failed too: the host needs a look.
-    pub undo_errors: Vec<io::Error>,
+    /// The step that failed, or the signal.
+    pub why: String,
+    pub undo: Outcome,
 }
 
-/// Runs `steps` (each with its inverse) in order. On success, the inverses of the steps run,
-/// in the order that undoes them. On failure, that undo has already been run.
-pub fn run(steps: &[(Step, Step)], sys: &mut System) -> Result<Vec<Step>, Failure> {
-    let mut undo: Vec<Step> = Vec::new();
-    for (step, inverse) in steps {
-        if let Err(error) = step.run(sys) {
-            undo.reverse();
-            let undone = undo.len();
-            let undo_errors = run_undo(&undo, sys);
+/// Runs the journal's steps from `from` on, in order, unless `stop` is raised between them.
+pub fn run(
+    journal: &mut Journal,
+    from: usize,
+    sys: &mut System,
+    stop: &AtomicBool,
+) -> Result<(), Failure> {
+    let steps: Vec<Planned> = journal.header.steps.clone();
+    for (i, p) in steps.iter().enumerate().skip(from) {
+        let result = if stop.load(Ordering::SeqCst) {
+            Err(format!(
+                "{}: not run: a signal (SIGHUP, SIGINT or SIGTERM) asked netc to stop",
+                p.step
+            ))
+        } else {
+            journal
+                .mark(Mark::Begin(i))
+                .and_then(|()| p.step.run(sys))
+                .and_then(|()| journal.mark(Mark::Done(i)))
+                .map_err(|e| e.to_string())
+        };
+        if let Err(why) = result {
+            let undo = undo_from(journal, from, &steps, sys);
             return Err(Failure {
-                error,
-                undone,
-                undo_errors,
+                why: format!("step {} of {}: {why}", i + 1, steps.len()),
+                undo,
             });
         }
-        undo.push(inverse.clone());
     }
-    undo.reverse();
-    Ok(undo)
+    Ok(())
 }
 
-/// Runs every undo step, on past failures too: leave as little changed as possible.
-pub fn run_undo(undo: &[Step], sys: &mut System) -> Vec<io::Error> {
-    undo.iter().filter_map(|s| s.run(sys).err()).collect()
+/// Undoes, carefully, the steps from `from` on that are (or may be) on the host.
+pub fn undo_from(
+    journal: &mut Journal,
+    from: usize,
+    steps: &[Planned],
+    sys: &mut System,
+) -> Outcome {
+    let done: Vec<(usize, &Planned)> = (from..steps.len())
+        .filter(|i| matches!(journal.state(*i), StepState::Done | StepState::Maybe))
+        .map(|i| (i, &steps[i]))
+        .collect();
+    let maybe: Vec<usize> = (from..steps.len())
+        .filter(|i| journal.state(*i) == StepState::Maybe)
+        .collect();
+    rollback::undo(&done, &maybe, sys, &mut |i| journal.mark(Mark::Undone(i)))
 }

@@ -1,12 +1,12 @@
 //! Carrying out one [`Step`] on the host: the kernel through [`Kernel`], the firewall through
 //! iptables-restore and nft, files through [`install`], and keepalived's reload. Also the
-//! check, before anything is touched, of every new file with the tool that will read it.
+//! check, when a plan is made, of every new file with the tool that will read it.
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::install::{self, Backup};
+use super::install::{self, Backup, Installed, Perm};
 use super::net::NetOp;
 use super::netlink::Kernel;
 use super::plan::NftRecord;
@@ -16,12 +16,37 @@ use crate::model::Family;
 use crate::render::ArtefactKind;
 use crate::tool::{Tool, ToolError};
 
-/// What steps act on: the kernel, and where keepalived keeps its pid.
+/// What steps act on, and what they did beside the steps themselves.
 pub struct System<'a> {
     pub kernel: &'a mut Kernel,
-    pub keepalived_pid: std::path::PathBuf,
+    /// Where keepalived keeps its pid.
+    pub keepalived_pid: PathBuf,
     /// Lines for the user about what happened beside the steps themselves.
     pub notes: Vec<String>,
+    /// Firewall loads (iptables-restore, nft -f): kernel writes too.
+    pub firewall_loads: usize,
+    pub files_written: usize,
+    /// Whether a replaced file is kept as a backup: on apply, not on an undo (a rejected
+    /// config is no backup).
+    pub backup: Backup,
+}
+
+impl<'a> System<'a> {
+    pub fn new(kernel: &'a mut Kernel, root: &Path) -> System<'a> {
+        System {
+            kernel,
+            keepalived_pid: root.join("run/keepalived.pid"),
+            notes: Vec::new(),
+            firewall_loads: 0,
+            files_written: 0,
+            backup: Backup::Keep,
+        }
+    }
+
+    /// Changes made in the kernel: netlink requests and firewall loads.
+    pub fn kernel_writes(&self) -> usize {
+        self.kernel.writes + self.firewall_loads
+    }
 }
 
 impl Step {
@@ -33,33 +58,57 @@ impl Step {
     fn carry_out(&self, sys: &mut System) -> io::Result<()> {
         match self {
             Step::Net(op) => net(sys.kernel, op),
-            Step::Iptables { family, restore } => iptables_restore(*family, restore),
-            Step::Nft { script, record } => nft_load(script, record),
+            Step::Iptables {
+                family,
+                restore,
+                chains,
+                record,
+            } => {
+                iptables_restore(*family, restore)?;
+                sys.firewall_loads += 1;
+                write_record(record, &serde_json::to_vec(chains).expect("plain data"))
+            }
+            Step::Nft { script, record } => {
+                nft_load(script, record)?;
+                sys.firewall_loads += 1;
+                Ok(())
+            }
             Step::File {
                 kind,
                 path,
                 content,
-                check,
-            } => {
-                match content {
-                    Some(text) => {
-                        if *check {
-                            check_file(*kind, path, text, &mut sys.notes)?;
-                        }
-                        if let Some(dir) = path.parent() {
-                            fs::create_dir_all(dir)?;
-                        }
-                        install::install(path, text.as_bytes(), Backup::Keep)?;
-                    }
-                    None => install::remove_opt(path)?,
-                }
-                if kind.reloads() {
-                    reload_keepalived(&sys.keepalived_pid, &mut sys.notes);
-                }
-                Ok(())
-            }
+            } => file(sys, *kind, path, content.as_deref()),
         }
     }
+}
+
+fn file(
+    sys: &mut System,
+    kind: ArtefactKind,
+    path: &Path,
+    content: Option<&str>,
+) -> io::Result<()> {
+    let Some(text) = content else {
+        install::remove_opt(path)?;
+        sys.files_written += 1;
+        if kind.reloads() {
+            sys.notes.push(format!(
+                "{} is gone: stop keepalived where this host no longer serves a VIP",
+                path.display()
+            ));
+        }
+        return Ok(());
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    if let Installed::Written { .. } = install::install(path, text.as_bytes(), sys.backup)? {
+        sys.files_written += 1;
+        if kind.reloads() {
+            reload_keepalived(&sys.keepalived_pid, &mut sys.notes);
+        }
+    }
+    Ok(())
 }
 
 fn net(kernel: &mut Kernel, op: &NetOp) -> io::Result<()> {
@@ -72,54 +121,71 @@ fn net(kernel: &mut Kernel, op: &NetOp) -> io::Result<()> {
         NetOp::DelAddr { dev, net, .. } => kernel.del_addr(dev, *net),
         NetOp::AddRoute {
             dev,
+            dst,
             gateway,
             proto,
-        } => kernel.add_route(dev, *gateway, *proto),
+        } => kernel.add_route(dev, *dst, *gateway, *proto),
         NetOp::DelRoute {
             dev,
+            dst,
             gateway,
             proto,
-        } => kernel.del_route(dev, *gateway, *proto),
+        } => kernel.del_route(dev, *dst, *gateway, *proto),
     }
 }
 
+/// State netc keeps for itself: private, written atomically.
+fn write_record(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    install::write_atomic(path, bytes, Perm::mode(0o600))
+}
+
+/// The one way netc loads iptables rules: `iptables-restore --noflush` (or ip6tables-).
 fn iptables_restore(family: Family, input: &str) -> io::Result<()> {
     let tool = format!("{}-restore", family.iptables());
-    Tool::new(&tool).arg("--noflush").input(input).run()?;
+    Tool::new(&tool)
+        .arg("--noflush")
+        .input(input)
+        .own_group()
+        .run()?;
     Ok(())
 }
 
-/// `nft -f` the script (one transaction), then record what was loaded and the listing.
+/// The one way netc loads nftables: `nft -f` the script (one transaction), then record what
+/// was loaded and the listing.
 fn nft_load(script: &str, record: &Path) -> io::Result<()> {
-    Tool::new("nft").args(["-f", "-"]).input(script).run()?;
+    Tool::new("nft")
+        .args(["-f", "-"])
+        .input(script)
+        .own_group()
+        .run()?;
     let r = NftRecord {
         script: script.to_string(),
         listing: probe::nft_list()?,
     };
-    if let Some(dir) = record.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let json = serde_json::to_vec(&r).expect("plain data");
-    install::install(record, &json, Backup::Skip).map(|_| ())
+    write_record(record, &serde_json::to_vec(&r).expect("plain data"))
 }
 
-/// Checks the files a plan installs with the tools that will read them, before anything is
-/// touched: `iptables-restore --test`, `nft -c`, `ifquery --list`. keepalived's config is
-/// checked when it is installed (`keepalived -t` wants the bridges to exist). A tool that is
-/// not installed is a note, not an error.
-pub fn validate(steps: &[(Step, Step)], notes: &mut Vec<String>) -> io::Result<()> {
+/// Checks each file a plan installs with the tool that will read it: `iptables-restore
+/// --test`, `nft -c`, `ifquery --list`, `keepalived -t` (in a throwaway network namespace
+/// holding the interfaces it names, so before they exist; its check scripts must exist).
+/// Returns why each rejected file is rejected; a tool that is not installed is a note.
+pub fn validate(steps: &[(Step, Step)], notes: &mut Vec<String>) -> Vec<String> {
+    let mut rejected = Vec::new();
     for (step, _) in steps {
         if let Step::File {
             kind,
             path,
             content: Some(text),
-            check: false,
         } = step
+            && let Err(e) = check_file(*kind, path, text, notes)
         {
-            check_file(*kind, path, text, notes)?;
+            rejected.push(e.to_string());
         }
     }
-    Ok(())
+    rejected
 }
 
 /// Runs the tool that reads a `kind` of file on `text` (for `path`), in its checking mode.
@@ -134,11 +200,29 @@ fn check_file(
     };
     let mut file = tempfile::Builder::new().prefix("netc-check").tempfile()?;
     file.write_all(text.as_bytes())?;
-    let tool = Tool::new(checker.tool).args(checker.args);
-    let tool = if checker.stdin {
-        tool.input(text)
+    let tool = if kind == ArtefactKind::Keepalived {
+        if !installed("keepalived") {
+            notes.push(format!(
+                "keepalived is not installed: {} was not checked",
+                path.display()
+            ));
+            return Ok(());
+        }
+        if !rustix::process::geteuid().is_root() {
+            notes.push(format!(
+                "{} was not checked (keepalived -t needs root here)",
+                path.display()
+            ));
+            return Ok(());
+        }
+        keepalived_check(text, file.path())
     } else {
-        tool.arg(file.path())
+        let tool = Tool::new(checker.tool).args(checker.args);
+        if checker.stdin {
+            tool.input(text)
+        } else {
+            tool.arg(file.path())
+        }
     };
     match tool.run() {
         Ok(_) => Ok(()),
@@ -149,12 +233,9 @@ fn check_file(
             ));
             Ok(())
         }
-        Err(ToolError::Failed {
-            tool,
-            status,
-            stderr,
-        }) => Err(io::Error::other(format!(
-            "{tool} rejects the new {} (exit {}): {}",
+        Err(ToolError::Failed { status, stderr, .. }) => Err(io::Error::other(format!(
+            "{} rejects the new {} (exit {}): {}",
+            checker.tool,
             path.display(),
             status.unwrap_or(-1),
             stderr.trim()
@@ -163,17 +244,104 @@ fn check_file(
     }
 }
 
-/// SIGHUP to a running keepalived (what `systemctl reload keepalived` does).
-fn reload_keepalived(pid_file: &Path, notes: &mut Vec<String>) {
-    let pid = fs::read_to_string(pid_file)
+/// Whether a program is on PATH (or in /usr/sbin, /sbin).
+fn installed(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|d| d.join(program).is_file())
+}
+
+/// `keepalived -t -f FILE` in a network namespace of its own where the interfaces the config
+/// names exist (as bridges): the check needs them, and they may not exist yet.
+fn keepalived_check(text: &str, file: &Path) -> Tool {
+    let mut interfaces: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2) {
+            if matches!(pair[0], "interface" | "dev") && !interfaces.contains(&pair[1]) {
+                interfaces.push(pair[1]);
+            }
+        }
+    }
+    let script = "f=$1; shift; ip link set lo up; \
+        for i in \"$@\"; do ip link add \"$i\" type bridge || exit 97; done; \
+        exec keepalived -t -f \"$f\"";
+    Tool::new("unshare")
+        .args(["--net", "sh", "-c", script, "sh"])
+        .arg(file)
+        .args(interfaces)
+}
+
+/// The pid in keepalived's pid file, if that process is keepalived (a stale pid file may
+/// name any process); otherwise why not.
+fn keepalived_pid(pid_file: &Path) -> Result<rustix::process::Pid, String> {
+    let text = fs::read_to_string(pid_file).map_err(|e| format!("{}: {e}", pid_file.display()))?;
+    let pid = text
+        .trim()
+        .parse::<i32>()
         .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .and_then(rustix::process::Pid::from_raw);
-    match pid.map(|p| rustix::process::kill_process(p, rustix::process::Signal::HUP)) {
-        Some(Ok(())) => notes.push("keepalived reloaded".into()),
-        _ => notes.push(format!(
-            "keepalived is not running (no live pid in {}): start it to use the new config",
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or(format!("{} holds no pid", pid_file.display()))?;
+    let proc = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    let comm = fs::read_to_string(proc.join("comm")).unwrap_or_default();
+    let exe = fs::read_link(proc.join("exe")).ok();
+    let exe_name = exe
+        .as_ref()
+        .and_then(|e| e.file_name())
+        .and_then(|n| n.to_str());
+    if comm.trim() == "keepalived" || exe_name == Some("keepalived") {
+        return Ok(pid);
+    }
+    Err(match comm.trim() {
+        "" => format!(
+            "{} names pid {pid:?}, which is not running",
             pid_file.display()
+        ),
+        other => format!(
+            "{} names pid {}, which is `{other}`, not keepalived (a stale pid file)",
+            pid_file.display(),
+            pid.as_raw_nonzero()
+        ),
+    })
+}
+
+/// SIGHUP to a running keepalived (what `systemctl reload keepalived` does), and only to it.
+fn reload_keepalived(pid_file: &Path, notes: &mut Vec<String>) {
+    let sent = keepalived_pid(pid_file).and_then(|pid| {
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+            .map_err(|e| format!("SIGHUP to keepalived: {e}"))
+    });
+    match sent {
+        Ok(()) => notes.push("keepalived reloaded".into()),
+        Err(why) => notes.push(format!(
+            "keepalived was not reloaded ({why}): start or reload it to use the new config"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_pid_file_signals_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("keepalived.pid");
+        fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+        let e = keepalived_pid(&pid_file).unwrap_err();
+        assert!(e.contains("not keepalived (a stale pid file)"), "{e}");
+        fs::write(&pid_file, "garbage").unwrap();
+        assert!(
+            keepalived_pid(&pid_file)
+                .unwrap_err()
+                .contains("holds no pid")
+        );
+        let mut notes = Vec::new();
+        reload_keepalived(&dir.path().join("missing"), &mut notes);
+        assert!(
+            notes[0].starts_with("keepalived was not reloaded"),
+            "{notes:?}"
+        );
     }
 }

@@ -1,112 +1,327 @@
 //! The lockout guard: would a change cut off the SSH session that runs it?
+//!
+//! The session is `$SSH_CONNECTION` (client, port, server, port; link-local addresses carry
+//! their `%interface`). Its way back is found as the kernel would: the most specific of the
+//! connected subnets and the routes through gateways (or, for a link-local client, its
+//! interface). A change cuts it when it removes the server address — even for a moment, as
+//! when a secondary address or a VIP is taken out and put back — or the connected subnet,
+//! the route or the link its replies leave by, or a port of that link when it is a bridge.
 
 use std::net::IpAddr;
 
-use super::net::{LiveNet, NetOp};
-use crate::model::Family;
+use ipnet::IpNet;
 
-/// The local end of an SSH session (`$SSH_CONNECTION` = client port server port).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::net::{LiveNet, LiveRoute, NetOp};
+
+/// The two ends of an SSH session.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub client: IpAddr,
     pub server: IpAddr,
+    /// The interface of a link-local client (`fe80::1%br134`).
+    pub scope: Option<String>,
 }
 
 impl Session {
-    pub fn from_env(value: &str) -> Option<Session> {
-        let mut words = value.split_whitespace();
-        let client = words.next()?.parse().ok()?;
-        let server = words.nth(1)?.parse().ok()?;
-        Some(Session { client, server })
+    /// `$SSH_CONNECTION`: `client port server port`; an error says what does not parse.
+    pub fn from_env(value: &str) -> Result<Session, String> {
+        let bad =
+            || format!("$SSH_CONNECTION (`{value}`) does not parse as `CLIENT PORT SERVER PORT`");
+        let words: Vec<&str> = value.split_whitespace().collect();
+        let [client, _, server, _] = words[..] else {
+            return Err(bad());
+        };
+        let (client, scope) = scoped(client).ok_or_else(bad)?;
+        let (server, server_scope) = scoped(server).ok_or_else(bad)?;
+        Ok(Session {
+            client,
+            server,
+            scope: scope.or(server_scope),
+        })
     }
 }
 
-/// Why `ops` would cut `session` off, if they would: they remove the address it connects
-/// to, or the link or default route its replies leave by.
-pub fn lockout(live: &LiveNet, ops: &[NetOp], session: Session) -> Option<String> {
-    let family = Family::of(&session.client);
-    // The way out: the most specific connected subnet, else the default route.
+fn scoped(word: &str) -> Option<(IpAddr, Option<String>)> {
+    match word.split_once('%') {
+        Some((addr, scope)) if !scope.is_empty() => Some((addr.parse().ok()?, Some(scope.into()))),
+        Some(_) => None,
+        None => Some((word.parse().ok()?, None)),
+    }
+}
+
+/// The way the session's replies leave: a link, and the route when it is not a connected
+/// subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Path<'a> {
+    dev: &'a str,
+    route: Option<&'a LiveRoute>,
+}
+
+fn path<'a>(live: &'a LiveNet, s: &'a Session) -> Option<Path<'a>> {
+    if let Some(dev) = &s.scope {
+        return Some(Path { dev, route: None });
+    }
+    let family_of = |n: &IpNet| n.addr().is_ipv4() == s.client.is_ipv4();
     let connected = live
         .addrs
         .iter()
-        .filter(|a| a.net.trunc().contains(&session.client))
-        .max_by_key(|a| a.net.prefix_len())
-        .map(|a| (a.dev.as_str(), None));
-    let default = || {
-        live.routes
+        .filter(|a| family_of(&a.net) && a.net.trunc().contains(&s.client))
+        .map(|a| {
+            (
+                a.net.prefix_len(),
+                Path {
+                    dev: &a.dev,
+                    route: None,
+                },
+            )
+        });
+    let routed = live
+        .routes
+        .iter()
+        .filter(|r| r.gateway.is_ipv4() == s.client.is_ipv4())
+        .filter(|r| r.dst.is_none_or(|d| d.contains(&s.client)))
+        .map(|r| {
+            let len = r.dst.map_or(0, |d| d.prefix_len());
+            (
+                len,
+                Path {
+                    dev: &r.dev,
+                    route: Some(r),
+                },
+            )
+        });
+    // The most specific wins; a connected subnet before a route of the same length.
+    connected
+        .chain(routed)
+        .fold(None, |best: Option<(u8, Path)>, (len, p)| match best {
+            Some((b, _)) if b >= len => best,
+            _ => Some((len, p)),
+        })
+        .map(|(_, p)| p)
+}
+
+/// Why `ops` would cut `session` off, if they would.
+pub fn lockout(live: &LiveNet, ops: &[NetOp], session: &Session) -> Option<String> {
+    let path = path(live, session);
+    let ports: Vec<&str> = match &path {
+        Some(p) => live
+            .links
             .iter()
-            .find(|r| Family::of(&r.gateway) == family)
-            .map(|r| (r.dev.as_str(), Some(r.gateway)))
+            .filter(|l| l.master.as_deref() == Some(p.dev))
+            .map(|l| l.name.as_str())
+            .collect(),
+        None => Vec::new(),
     };
-    let path = connected.or_else(default);
-    for op in ops {
-        let cut = match (op, path) {
-            (NetOp::DelAddr { net, .. }, _) if net.addr() == session.server => true,
-            (NetOp::DelLink { name, .. }, Some((dev, _))) => name == dev,
-            (NetOp::SetUp { link, up: false }, Some((dev, _))) => link == dev,
-            (NetOp::SetMaster { link, .. }, Some((dev, _))) => link == dev,
-            (NetOp::DelRoute { dev, gateway, .. }, Some((d, Some(g)))) => dev == d && *gateway == g,
-            _ => false,
-        };
-        if cut {
-            return Some(format!(
-                "this SSH session ({} → {}) depends on what this change removes: {op}",
-                session.client, session.server
-            ));
+    let cuts = |op: &NetOp| -> Option<&'static str> {
+        if let NetOp::DelAddr { net, .. } = op
+            && net.addr() == session.server
+        {
+            return Some("the address it connects to");
         }
-    }
-    None
+        let p = path.as_ref()?;
+        let on_path = |link: &str| link == p.dev;
+        let port = |link: &str| ports.contains(&link);
+        match op {
+            NetOp::DelLink { name, .. } if on_path(name) => Some("the link its replies leave by"),
+            NetOp::SetUp { link, up: false } if on_path(link) => {
+                Some("the link its replies leave by")
+            }
+            NetOp::SetMaster { link, .. } if on_path(link) => Some("the link its replies leave by"),
+            NetOp::DelLink { name, .. } if port(name) => {
+                Some("a port of the bridge its replies leave by")
+            }
+            NetOp::SetUp { link, up: false } if port(link) => {
+                Some("a port of the bridge its replies leave by")
+            }
+            NetOp::SetMaster { link, master, .. }
+                if port(link) && master.as_deref() != Some(p.dev) =>
+            {
+                Some("a port of the bridge its replies leave by")
+            }
+            NetOp::DelRoute {
+                dev, dst, gateway, ..
+            } => {
+                let r = p.route?;
+                (r.dev == *dev && r.dst == *dst && r.gateway == *gateway)
+                    .then_some("the route its replies take")
+            }
+            NetOp::DelAddr { dev, net, .. } if p.route.is_none() && on_path(dev) => net
+                .trunc()
+                .contains(&session.client)
+                .then_some("the connected subnet its replies use"),
+            _ => None,
+        }
+    };
+    ops.iter().find_map(|op| {
+        cuts(op).map(|what| {
+            format!(
+                "this SSH session ({} → {}) depends on {what}, which this change removes: {op}",
+                session.client, session.server
+            )
+        })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::net::{LiveAddr, LiveRoute, PROTO};
+    use crate::live::net::{LiveAddr, LiveKind, LiveLink, PROTO};
 
     fn live() -> LiveNet {
+        let addr = |net: &str, secondary| LiveAddr {
+            dev: "br5".into(),
+            net: net.parse().unwrap(),
+            proto: PROTO,
+            secondary,
+        };
         LiveNet {
-            links: Vec::new(),
-            addrs: vec![LiveAddr {
-                dev: "br5".into(),
-                net: "10.0.5.2/24".parse().unwrap(),
-                proto: PROTO,
-            }],
-            routes: vec![LiveRoute {
-                dev: "br5".into(),
-                gateway: "10.0.5.1".parse().unwrap(),
-                proto: PROTO,
-            }],
+            links: vec![
+                LiveLink {
+                    name: "br5".into(),
+                    kind: LiveKind::Bridge,
+                    ..LiveLink::default()
+                },
+                LiveLink {
+                    name: "eno1.5".into(),
+                    master: Some("br5".into()),
+                    ..LiveLink::default()
+                },
+            ],
+            addrs: vec![addr("10.0.5.2/24", false), addr("10.0.5.9/24", true)],
+            routes: vec![
+                LiveRoute {
+                    dev: "br5".into(),
+                    dst: None,
+                    gateway: "10.0.5.1".parse().unwrap(),
+                    proto: PROTO,
+                },
+                LiveRoute {
+                    dev: "br5".into(),
+                    dst: Some("10.77.0.0/16".parse().unwrap()),
+                    gateway: "10.0.5.254".parse().unwrap(),
+                    proto: 4,
+                },
+            ],
         }
+    }
+
+    fn session(s: &str) -> Session {
+        Session::from_env(s).unwrap()
     }
 
     #[test]
     fn lockout_follows_the_session_address_and_path() {
         let live = live();
-        let via_subnet = Session::from_env("10.0.5.77 50000 10.0.5.2 22").unwrap();
-        let via_gateway = Session::from_env("203.0.113.7 50000 10.0.5.2 22").unwrap();
-        let del_addr = NetOp::DelAddr {
+        let via_subnet = session("10.0.5.77 50000 10.0.5.2 22");
+        let via_gateway = session("203.0.113.7 50000 10.0.5.2 22");
+        let to_secondary = session("203.0.113.7 50000 10.0.5.9 22");
+        let via_static = session("10.77.3.3 50000 10.0.5.2 22");
+        let del = |net: &str| NetOp::DelAddr {
             dev: "br5".into(),
-            net: "10.0.5.2/24".parse().unwrap(),
+            net: net.parse().unwrap(),
             proto: PROTO,
         };
-        let del_route = NetOp::DelRoute {
+        let del_route = |dst: Option<&str>, gw: &str| NetOp::DelRoute {
             dev: "br5".into(),
-            gateway: "10.0.5.1".parse().unwrap(),
+            dst: dst.map(|d| d.parse().unwrap()),
+            gateway: gw.parse().unwrap(),
             proto: PROTO,
         };
+        let down = |link: &str| NetOp::SetUp {
+            link: link.into(),
+            up: false,
+        };
+        assert!(lockout(&live, &[del("10.0.5.2/24")], &via_subnet).is_some());
+        assert!(lockout(&live, &[down("br5")], &via_subnet).is_some());
+        assert!(lockout(&live, &[del_route(None, "10.0.5.1")], &via_subnet).is_none());
+        assert!(lockout(&live, &[del_route(None, "10.0.5.1")], &via_gateway).is_some());
+        assert!(lockout(&live, &[down("eno9")], &via_gateway).is_none());
+        // A secondary address, taken out to be put back, is still taken out.
+        assert!(lockout(&live, &[del("10.0.5.9/24")], &to_secondary).is_some());
+        // Replies through a static route.
+        let r = lockout(
+            &live,
+            &[del_route(Some("10.77.0.0/16"), "10.0.5.254")],
+            &via_static,
+        );
+        assert!(r.unwrap().contains("the route its replies take"));
+        assert!(lockout(&live, &[del_route(None, "10.0.5.1")], &via_static).is_none());
+        // A port of the bridge on the way.
+        let unport = NetOp::DelLink {
+            name: "eno1.5".into(),
+            kind: crate::live::net::LinkKind::Bridge,
+        };
+        let r = lockout(&live, &[unport], &via_gateway).unwrap();
+        assert!(r.contains("a port of the bridge"), "{r}");
+    }
+
+    #[test]
+    fn link_local_sessions_parse_and_garbage_is_an_error() {
+        let s = session("fe80::77%br5 5 fe80::aaaa%br5 22");
+        assert_eq!(s.scope.as_deref(), Some("br5"));
+        let live = live();
         let down = NetOp::SetUp {
             link: "br5".into(),
             up: false,
         };
-        assert!(lockout(&live, &[del_addr], via_subnet).is_some());
-        assert!(lockout(&live, std::slice::from_ref(&down), via_subnet).is_some());
-        assert!(lockout(&live, std::slice::from_ref(&del_route), via_subnet).is_none());
-        assert!(lockout(&live, &[del_route], via_gateway).is_some());
-        let other = NetOp::SetUp {
-            link: "eno9".into(),
-            up: false,
+        assert!(lockout(&live, &[down], &s).is_some());
+        assert!(
+            Session::from_env("garbage")
+                .unwrap_err()
+                .contains("does not parse")
+        );
+        assert!(Session::from_env("fe80::1% 5 fe80::2 22").is_err());
+    }
+
+    /// A VLAN id change makes a new port and deletes the old one, netc's, under the bridge
+    /// the session uses: refused.
+    #[test]
+    fn a_vlan_id_change_under_the_session_bridge_is_refused() {
+        use crate::live::net::{ALIAS, plan};
+        use crate::model::{Address, Bridge, Host};
+        let bridge = |vlan| Bridge {
+            name: "br5".into(),
+            vlan,
+            nic: "eno1".into(),
+            addresses: vec![Address {
+                net: "10.0.5.2/24".parse().unwrap(),
+                gateway: None,
+            }],
         };
-        assert!(lockout(&live, &[other], via_gateway).is_none());
-        assert_eq!(Session::from_env("garbage"), None);
+        let host = Host {
+            name: "h".into(),
+            management_server: false,
+            agent: None,
+            nics: vec!["eno1".into()],
+            bridges: vec![bridge(6)],
+        };
+        let mut live = live();
+        live.routes.clear();
+        live.addrs.truncate(1);
+        live.links.push(LiveLink {
+            name: "eno1".into(),
+            up: true,
+            ..LiveLink::default()
+        });
+        for l in &mut live.links {
+            l.up = true;
+            if l.name == "eno1.5" {
+                l.kind = LiveKind::Vlan {
+                    parent: "eno1".into(),
+                    id: 5,
+                };
+            }
+            if l.name != "eno1" {
+                l.alias = Some(ALIAS.into());
+            }
+        }
+        let p = plan(&host, &live);
+        assert!(p.refusals.is_empty(), "{p:?}");
+        let r = lockout(&live, &p.ops, &session("10.0.5.77 5 10.0.5.2 22")).unwrap();
+        assert!(
+            r.contains("a port of the bridge its replies leave by"),
+            "{r}"
+        );
+        assert!(r.contains("eno1.5"), "{r}");
     }
 }

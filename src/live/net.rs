@@ -1,6 +1,10 @@
 //! A host's network as the topology wants it and as the kernel has it, and the changes
 //! between: links (bridges, 802.1Q subinterfaces, NICs), bridge ports, addresses and
-//! default routes.
+//! default routes — and the kernel's side effects of those changes, planned as steps of
+//! their own: removing an IPv4 primary address makes the kernel drop the secondaries of its
+//! subnet (`promote_secondaries` is off by default) and, with the device's last address,
+//! the routes through it; the plan takes such addresses and routes out first and puts them
+//! back after, so the journal and the lockout guard see them.
 //!
 //! Pure data and decisions; [`super::netlink`] reads and writes the kernel.
 //!
@@ -105,22 +109,32 @@ pub struct LiveAddr {
     pub dev: String,
     pub net: IpNet,
     pub proto: u8,
+    /// IPv4: a secondary address of its subnet (the kernel drops it with the primary).
+    pub secondary: bool,
 }
 
 impl LiveAddr {
     /// Put there by the kernel itself: loopback, router advertisement, IPv6 link-local.
-    fn kernel_made(&self) -> bool {
+    pub fn kernel_made(&self) -> bool {
         let link_local = matches!(self.net, IpNet::V6(n) if n.addr().is_unicast_link_local());
         matches!(self.proto, 1..=3) || link_local
     }
 }
 
-/// A default route in the main table.
+/// A route through a gateway in the main table: the default route, or (`dst`) a static one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveRoute {
     pub dev: String,
+    /// `None`: the default route.
+    pub dst: Option<IpNet>,
     pub gateway: IpAddr,
     pub proto: u8,
+}
+
+impl LiveRoute {
+    pub fn is_default(&self) -> bool {
+        self.dst.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -169,13 +183,18 @@ pub enum NetOp {
         net: IpNet,
         proto: u8,
     },
+    /// A route via `gateway` on `dev`: the default route, or to `dst`.
     AddRoute {
         dev: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dst: Option<IpNet>,
         gateway: IpAddr,
         proto: u8,
     },
     DelRoute {
         dev: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dst: Option<IpNet>,
         gateway: IpAddr,
         proto: u8,
     },
@@ -197,19 +216,23 @@ impl NetOp {
             DelAddr { dev, net, proto } => AddAddr { dev, net, proto },
             AddRoute {
                 dev,
+                dst,
                 gateway,
                 proto,
             } => DelRoute {
                 dev,
+                dst,
                 gateway,
                 proto,
             },
             DelRoute {
                 dev,
+                dst,
                 gateway,
                 proto,
             } => AddRoute {
                 dev,
+                dst,
                 gateway,
                 proto,
             },
@@ -230,13 +253,20 @@ impl fmt::Display for NetOp {
             NetOp::SetUp { link, up: false } => write!(f, "~ {link}: up → down"),
             NetOp::AddAddr { dev, net, .. } => write!(f, "+ address {net} on {dev}"),
             NetOp::DelAddr { dev, net, .. } => write!(f, "- address {net} on {dev}"),
-            NetOp::AddRoute { dev, gateway, .. } => {
-                write!(f, "+ default route via {gateway} dev {dev}")
-            }
-            NetOp::DelRoute { dev, gateway, .. } => {
-                write!(f, "- default route via {gateway} dev {dev}")
-            }
+            NetOp::AddRoute {
+                dev, dst, gateway, ..
+            } => write!(f, "+ {} via {gateway} dev {dev}", route_name(dst)),
+            NetOp::DelRoute {
+                dev, dst, gateway, ..
+            } => write!(f, "- {} via {gateway} dev {dev}", route_name(dst)),
         }
+    }
+}
+
+fn route_name(dst: &Option<IpNet>) -> String {
+    match dst {
+        None => "default route".into(),
+        Some(d) => format!("route {d}"),
     }
 }
 
@@ -275,6 +305,8 @@ struct Phases {
     ports: Vec<NetOp>,
     up: Vec<NetOp>,
     addrs: Vec<NetOp>,
+    /// What the kernel would drop as a side effect, put back.
+    readd: Vec<NetOp>,
     routes: Vec<NetOp>,
 }
 
@@ -299,6 +331,7 @@ pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
         }
     }
     addresses(host, live, &mut p, &mut ph);
+    secondaries(live, &mut p, &mut ph);
     routes(host, live, &mut p, &mut ph);
     remove_links(live, &wanted, &mut p, &mut ph);
     p.ops = ph.in_order();
@@ -316,6 +349,7 @@ impl Phases {
             self.ports,
             self.up,
             self.addrs,
+            self.readd,
             self.routes,
         ]
         .concat()
@@ -403,10 +437,19 @@ fn bridge(b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool 
         )),
     }
     if l.master.as_deref() != Some(&b.name) {
+        // Out of its old bridge first (that bridge may be going), then into this one: the
+        // undo, in reverse, finds each bridge there when it needs it.
+        if let Some(old) = &l.master {
+            ph.remove.push(NetOp::SetMaster {
+                link: port.clone(),
+                master: None,
+                was: Some(old.clone()),
+            });
+        }
         ph.ports.push(NetOp::SetMaster {
             link: port.clone(),
             master: Some(b.name.clone()),
-            was: l.master.clone(),
+            was: None,
         });
     }
     set_up(l, ph);
@@ -463,17 +506,14 @@ fn routes(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
             }
         }
     }
+    let defaults = || live.routes.iter().filter(|r| r.is_default());
     for (dev, gateway) in &wanted {
         let family = Family::of(gateway);
         let same = |r: &&LiveRoute| Family::of(&r.gateway) == family;
-        if live
-            .routes
-            .iter()
-            .any(|r| r.dev == *dev && r.gateway == *gateway)
-        {
+        if defaults().any(|r| r.dev == *dev && r.gateway == *gateway) {
             continue;
         }
-        if let Some(other) = live.routes.iter().filter(same).find(|r| r.proto != PROTO) {
+        if let Some(other) = defaults().filter(same).find(|r| r.proto != PROTO) {
             p.refusals.push(format!(
                 "the default {} route is via {} dev {}, and netc did not add it; delete it by \
                  hand (ip route del default via {}) for netc to route via {gateway} dev {dev}",
@@ -486,6 +526,7 @@ fn routes(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
         }
         ph.routes.push(NetOp::AddRoute {
             dev: dev.to_string(),
+            dst: None,
             gateway: *gateway,
             proto: PROTO,
         });
@@ -493,17 +534,28 @@ fn routes(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
     for r in &live.routes {
         let op = NetOp::DelRoute {
             dev: r.dev.clone(),
+            dst: r.dst,
             gateway: r.gateway,
             proto: r.proto,
         };
-        if r.proto == PROTO && !wanted.contains(&(r.dev.as_str(), r.gateway)) {
+        let ours = r.is_default() && r.proto == PROTO;
+        if ours && !wanted.contains(&(r.dev.as_str(), r.gateway)) {
             ph.remove_routes.push(op);
         } else if r.gateway.is_ipv4() && ph.remove_addrs.iter().any(|a| removes_way_to(a, r)) {
-            // The kernel drops an IPv4 route whose gateway loses its connected subnet, and
-            // does not bring it back: take it out first and put it back (as it was) after.
+            // The kernel drops an IPv4 route whose gateway loses its connected subnet (with
+            // the device's last address), and does not bring it back: take it out first and
+            // put it back (as it was) after.
+            if !ours {
+                p.notes.push(format!(
+                    "{} goes with the address it leads through: it is taken out and put back",
+                    route_name(&r.dst).replace("default route", "the default route")
+                        + &format!(" via {} dev {}", r.gateway, r.dev)
+                ));
+            }
             ph.remove_routes.push(op);
             ph.routes.push(NetOp::AddRoute {
                 dev: r.dev.clone(),
+                dst: r.dst,
                 gateway: r.gateway,
                 proto: r.proto,
             });
@@ -511,8 +563,57 @@ fn routes(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
     }
 }
 
+/// The kernel drops the secondaries of an IPv4 subnet with its primary address: for each
+/// primary the plan removes, take the secondaries out first (any owner: a hand-added address,
+/// keepalived's VIP) and put them back after the new addresses, in their order.
+fn secondaries(live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
+    let removed: Vec<(String, IpNet)> = ph
+        .remove_addrs
+        .iter()
+        .filter_map(|op| match op {
+            NetOp::DelAddr { dev, net, .. } => Some((dev.clone(), *net)),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (dev, net) in &removed {
+        let primary = live
+            .addrs
+            .iter()
+            .any(|a| a.dev == *dev && a.net == *net && !a.secondary);
+        if !primary || !net.addr().is_ipv4() {
+            continue;
+        }
+        for a in &live.addrs {
+            let same_subnet = a.net.prefix_len() == net.prefix_len() && net.contains(&a.net.addr());
+            let going = removed.contains(&(a.dev.clone(), a.net));
+            if a.dev != *dev || !a.secondary || !same_subnet || going {
+                continue;
+            }
+            if a.proto != PROTO {
+                p.notes.push(format!(
+                    "{} on {dev} (not netc's) shares {}'s subnet: the kernel drops it with                      {}, so it is taken out and put back",
+                    a.net, net, net
+                ));
+            }
+            out.push(NetOp::DelAddr {
+                dev: a.dev.clone(),
+                net: a.net,
+                proto: a.proto,
+            });
+            ph.readd.push(NetOp::AddAddr {
+                dev: a.dev.clone(),
+                net: a.net,
+                proto: a.proto,
+            });
+        }
+    }
+    out.append(&mut ph.remove_addrs);
+    ph.remove_addrs = out;
+}
+
 /// Whether `op` deletes the address through which `route`'s gateway is reached.
-fn removes_way_to(op: &NetOp, route: &LiveRoute) -> bool {
+pub fn removes_way_to(op: &NetOp, route: &LiveRoute) -> bool {
     matches!(op, NetOp::DelAddr { dev, net, .. } if *dev == route.dev && net.trunc().contains(&route.gateway))
 }
 
@@ -529,12 +630,28 @@ fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: 
                 "{} carries netc's mark but is a {} link; left alone",
                 l.name, l.kind
             ));
+            // Out of a bridge that goes, as its own step: the kernel would do it as a side
+            // effect of the deletion, and the undo would not put it back.
+            let master = l.master.as_deref().and_then(|m| live.link(m));
+            if let Some(m) = master.filter(|m| going(m)) {
+                ph.remove.push(NetOp::SetMaster {
+                    link: l.name.clone(),
+                    master: None,
+                    was: Some(m.name.clone()),
+                });
+            }
             continue;
+        };
+        // A port the plan moves to another bridge is not in the way.
+        let moving = |x: &LiveLink| {
+            ph.remove.iter().any(
+                |op| matches!(op, NetOp::SetMaster { link, master: None, .. } if *link == x.name),
+            )
         };
         let foreign_ports: Vec<&str> = live
             .links
             .iter()
-            .filter(|x| x.master.as_deref() == Some(&l.name) && !going(x))
+            .filter(|x| x.master.as_deref() == Some(&l.name) && !going(x) && !moving(x))
             .map(|x| x.name.as_str())
             .collect();
         let foreign_addrs: Vec<String> = live
@@ -633,9 +750,11 @@ mod tests {
                 dev: "br5".into(),
                 net: "10.0.5.2/24".parse().unwrap(),
                 proto: PROTO,
+                secondary: false,
             }],
             routes: vec![LiveRoute {
                 dev: "br5".into(),
+                dst: None,
                 gateway: "10.0.5.1".parse().unwrap(),
                 proto: PROTO,
             }],
@@ -699,6 +818,7 @@ mod tests {
         live.addrs[0].proto = 0;
         live.routes[0] = LiveRoute {
             dev: "eno1".into(),
+            dst: None,
             gateway: "10.9.9.1".parse().unwrap(),
             proto: 3,
         };

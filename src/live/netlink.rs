@@ -1,6 +1,6 @@
-//! The kernel over rtnetlink: read links, addresses and default routes, and one method per
-//! change netc makes (create or delete a link, set its master or state, add or delete an
-//! address or a default route).
+//! The kernel over rtnetlink: read links, addresses and the routes through gateways, and one
+//! method per change netc makes (create, mark or delete a link, set its master or state, add
+//! or delete an address or a route).
 //!
 //! rtnetlink is async; a current-thread tokio runtime drives it, one request at a time.
 
@@ -8,7 +8,9 @@ use std::io;
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressProtocol,
+};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -55,7 +57,7 @@ impl Kernel {
         })
     }
 
-    /// Every link, every address and the default routes of the main table.
+    /// Every link, every address and the routes through a gateway of the main table.
     pub fn read(&self) -> io::Result<LiveNet> {
         let h = &self.handle;
         self.runtime.block_on(async {
@@ -133,6 +135,16 @@ impl Kernel {
         })
     }
 
+    /// Marks an existing link with [`ALIAS`] (recovery: a crash came between creating a link
+    /// and marking it).
+    pub fn mark_link(&mut self, name: &str) -> io::Result<()> {
+        self.write(|h| async move {
+            let index = index(&h, name).await?;
+            let mark = LinkUnspec::new_with_index(index).alias(ALIAS).build();
+            h.link().change(mark).execute().await.map_err(err)
+        })
+    }
+
     pub fn del_link(&mut self, name: &str) -> io::Result<()> {
         self.write(|h| async move {
             let index = index(&h, name).await?;
@@ -201,17 +213,30 @@ impl Kernel {
         })
     }
 
-    /// Adds a default route via `gateway` on `dev`, marked with `proto`.
-    pub fn add_route(&mut self, dev: &str, gateway: IpAddr, proto: u8) -> io::Result<()> {
+    /// Adds a route (the default one, or to `dst`) via `gateway` on `dev`, marked with
+    /// `proto`.
+    pub fn add_route(
+        &mut self,
+        dev: &str,
+        dst: Option<IpNet>,
+        gateway: IpAddr,
+        proto: u8,
+    ) -> io::Result<()> {
         self.write(|h| async move {
-            let route = default_route(index(&h, dev).await?, gateway, proto);
+            let route = route_message(index(&h, dev).await?, dst, gateway, proto);
             h.route().add(route).execute().await.map_err(err)
         })
     }
 
-    pub fn del_route(&mut self, dev: &str, gateway: IpAddr, proto: u8) -> io::Result<()> {
+    pub fn del_route(
+        &mut self,
+        dev: &str,
+        dst: Option<IpNet>,
+        gateway: IpAddr,
+        proto: u8,
+    ) -> io::Result<()> {
         self.write(|h| async move {
-            let route = default_route(index(&h, dev).await?, gateway, proto);
+            let route = route_message(index(&h, dev).await?, dst, gateway, proto);
             h.route().del(route).execute().await.map_err(err)
         })
     }
@@ -233,18 +258,28 @@ async fn index(h: &Handle, name: &str) -> io::Result<u32> {
         .ok_or_else(|| io::Error::other(format!("link {name} does not exist")))
 }
 
-fn default_route(index: u32, gateway: IpAddr, proto: u8) -> RouteMessage {
-    match gateway {
-        IpAddr::V4(g) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-            .gateway(g)
-            .output_interface(index)
-            .protocol(RouteProtocol::from(proto))
-            .build(),
-        IpAddr::V6(g) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-            .gateway(g)
-            .output_interface(index)
-            .protocol(RouteProtocol::from(proto))
-            .build(),
+fn route_message(index: u32, dst: Option<IpNet>, gateway: IpAddr, proto: u8) -> RouteMessage {
+    match (gateway, dst) {
+        (IpAddr::V4(g), dst) => {
+            let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .gateway(g)
+                .output_interface(index)
+                .protocol(RouteProtocol::from(proto));
+            if let Some(IpNet::V4(d)) = dst {
+                b = b.destination_prefix(d.network(), d.prefix_len());
+            }
+            b.build()
+        }
+        (IpAddr::V6(g), dst) => {
+            let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .gateway(g)
+                .output_interface(index)
+                .protocol(RouteProtocol::from(proto));
+            if let Some(IpNet::V6(d)) = dst {
+                b = b.destination_prefix(d.network(), d.prefix_len());
+            }
+            b.build()
+        }
     }
 }
 
@@ -319,31 +354,45 @@ fn address(a: &AddressMessage, name_of: &dyn Fn(u32) -> Option<String>) -> Optio
         }
     }
     let net = IpNet::new(addr?, a.header.prefix_len).ok()?;
-    Some(LiveAddr { dev, net, proto })
+    let secondary = a.header.flags.contains(AddressHeaderFlags::Secondary);
+    Some(LiveAddr {
+        dev,
+        net,
+        proto,
+        secondary,
+    })
 }
 
-/// A default route of the main table.
+/// A route through a gateway in the main table.
 fn route(r: &RouteMessage, name_of: &dyn Fn(u32) -> Option<String>) -> Option<LiveRoute> {
     let table = r.attributes.iter().find_map(|a| match a {
         RouteAttribute::Table(t) => Some(*t),
         _ => None,
     });
     let table = table.unwrap_or(u32::from(r.header.table));
-    if r.header.destination_prefix_length != 0 || table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
         return None;
     }
-    let mut gateway = None;
-    let mut dev = None;
+    let (mut gateway, mut dev, mut dst) = (None, None, None);
     for a in &r.attributes {
         match a {
             RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(IpAddr::V4(*g)),
             RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(IpAddr::V6(*g)),
             RouteAttribute::Oif(i) => dev = name_of(*i),
+            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = Some(IpAddr::V4(*d)),
+            RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = Some(IpAddr::V6(*d)),
             _ => {}
         }
     }
+    let len = r.header.destination_prefix_length;
+    let dst = match dst {
+        _ if len == 0 => None,
+        Some(d) => Some(IpNet::new(d, len).ok()?),
+        None => return None,
+    };
     Some(LiveRoute {
         dev: dev?,
+        dst,
         gateway: gateway?,
         proto: u8::from(r.header.protocol),
     })

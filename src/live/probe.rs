@@ -6,6 +6,7 @@ use std::io;
 use std::path::Path;
 
 use super::net::LiveNet;
+use super::state::State;
 use crate::model::Family;
 use crate::render::NFT_TABLE;
 use crate::tool::Tool;
@@ -18,8 +19,8 @@ pub struct Live<'a> {
     pub iptables_save: &'a dyn Fn(Family) -> io::Result<String>,
     /// `nft list table inet netc`; `None` when there is no such table.
     pub nft_list: &'a dyn Fn() -> io::Result<Option<String>>,
-    /// Where apply records what it loaded into nftables (see [`super::plan::NftRecord`]).
-    pub nft_record: &'a Path,
+    /// Where netc keeps what it recorded of the firewall it loaded.
+    pub state: &'a State,
 }
 
 /// `iptables-save -t filter` (or ip6tables-save).

@@ -1,6 +1,6 @@
 //! One change to a host, as plain data: planned together with its inverse before anything is
-//! touched, kept on disk while an apply waits for `netc confirm`, carried out by
-//! [`super::exec`].
+//! touched, written to the [`super::journal`] before it runs, carried out by [`super::exec`],
+//! checked against the live host before a rollback undoes it ([`super::rollback`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,10 +15,14 @@ use crate::render::ArtefactKind;
 #[serde(tag = "step", content = "with", rename_all = "kebab-case")]
 pub enum Step {
     Net(NetOp),
-    /// `iptables-restore --noflush` (or ip6tables-) with this input.
+    /// `iptables-restore --noflush` (or ip6tables-) with this input, then record at
+    /// `record` the chains netc owns after it (so a chain netc renders no more is found and
+    /// removed, whatever it was called).
     Iptables {
         family: Family,
         restore: String,
+        chains: Vec<String>,
+        record: PathBuf,
     },
     /// `nft -f` this script (one transaction), then record it and the table's listing at
     /// `record` ([`super::plan::NftRecord`]).
@@ -26,13 +30,12 @@ pub enum Step {
         script: String,
         record: PathBuf,
     },
-    /// Put `content` at `path` (`None`: remove it); `check` it first with the tool that
-    /// reads it, where that needs the new network (keepalived); reload what rereads it.
+    /// Put `content` at `path` (`None`: remove it); reload what rereads it. Every new file
+    /// was checked by the tool that reads it when the plan was made.
     File {
         kind: ArtefactKind,
         path: PathBuf,
         content: Option<String>,
-        check: bool,
     },
 }
 

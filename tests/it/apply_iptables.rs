@@ -47,7 +47,7 @@ fn check(backend: &str, family: &str, rendered: &str) {
     let before = ns.ok(&[&save, "-t", "filter"]);
     let apply = |what: &str| {
         let live = ns.ok(&[&save, "-t", "filter"]);
-        let p = plan(rendered, &live);
+        let p = plan(rendered, &live, &[]);
         if let Some(payload) = &p.restore {
             let o = ns.run_stdin(&[&restore, "--noflush"], payload);
             assert!(

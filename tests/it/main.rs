@@ -2,7 +2,10 @@
 //! diagnostics are insta snapshots in tests/it/snapshots (review each change).
 
 mod apply;
+mod apply_crash;
+mod apply_effects;
 mod apply_iptables;
+mod apply_rollback;
 mod cli;
 mod diagnostics;
 mod diff;
