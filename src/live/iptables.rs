@@ -1,6 +1,6 @@
 //! Planning a live iptables change: only netc's chains, atomically, never a whole table.
 //!
-//! Input: the rendered rules file (rules.v4 or rules.v6: netc's chains and its INPUT jumps)
+//! Input: the rendered rules file (netc.v4 or netc.v6: netc's chains, declared and filled)
 //! and the live `iptables-save -t filter` output. Output: nothing to do, or one payload for
 //! `iptables-restore --noflush`, which flushes only the chains it declares (netc's own) and
 //! commits the whole table at once. Every other chain and rule — libvirt's, CloudStack's —

@@ -18,5 +18,6 @@ pub mod netlink;
 pub mod plan;
 pub mod probe;
 pub mod properties;
+pub mod retired;
 pub mod state;
 pub mod step;

@@ -57,6 +57,7 @@ pub struct FileChange {
 pub enum FileAction {
     Create,
     Replace,
+    Remove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -137,7 +138,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
                     .map(|c| format!("{}: {c}", family.name()));
                 plan.firewall.extend(changes);
             }
-            ArtefactKind::Interfaces | ArtefactKind::Keepalived => {}
+            ArtefactKind::Interfaces | ArtefactKind::Keepalived | ArtefactKind::FirewallUnit => {}
         }
         let action = match &old {
             None => FileAction::Create,
@@ -150,6 +151,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         });
         file_step(artefact.text, &mut plan);
     }
+    super::retired::plan(live.root, &mut plan)?;
     // The live firewall last: the files that restore it at boot are in place by then.
     plan.steps.extend(firewall_steps);
     Ok(plan)
@@ -228,6 +230,7 @@ pub fn text(p: &Plan) -> String {
             let mark = match f.action {
                 FileAction::Create => '+',
                 FileAction::Replace => '~',
+                FileAction::Remove => '-',
             };
             out += &format!("    {mark} {}\n", f.path);
         }

@@ -71,14 +71,36 @@ impl Host {
         fs::write(path, text).unwrap();
     }
 
+    /// netc in the host's namespace, in a private mount namespace where the VIP's check
+    /// script exists (keepalived -t refuses a config whose script is missing).
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns.name, env!("CARGO_BIN_EXE_netc")])
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("SSH_CONNECTION");
+        let shell = format!("{}exec \"$0\" \"$@\"", self.scripts());
+        c.args([
+            "netns",
+            "exec",
+            &self.ns.name,
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            &shell,
+        ])
+        .arg(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .current_dir(self.dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_CONNECTION");
         c
+    }
+
+    /// The shell commands that provide chamomile's check scripts (see [`Host::command`]).
+    fn scripts(&self) -> String {
+        let topo = compile(&self.dir.path().join("topology.csn"))
+            .topology
+            .expect("valid");
+        let scratch = self.dir.path().join("scripts");
+        crate::tools::provide_scripts(&topo, "chamomile", &scratch, "exit 0")
     }
 
     /// `netc <verb> topology.csn --host chamomile --root ROOT [extra]`.
@@ -363,7 +385,7 @@ fn a_failing_step_rolls_back_everything_done_before_it() {
     assert!(stderr(&o).contains("rolled back the "), "{}", stderr(&o));
     assert_eq!(h.kernel(), kernel, "the kernel is as it was");
     assert!(!h.root().join("etc/network/interfaces").exists());
-    assert!(!h.root().join("etc/iptables/rules.v4").exists());
+    assert!(!h.root().join("etc/iptables/netc.v4").exists());
 }
 
 #[test]
@@ -382,9 +404,10 @@ fn an_unconfirmed_apply_is_undone_by_the_timer_even_when_the_session_dies() {
     let netc = env!("CARGO_BIN_EXE_netc");
     let mut session = Command::new("ip");
     session
-        .args(["netns", "exec", &h.ns.name, "sh", "-c"])
+        .args(["netns", "exec", &h.ns.name, "unshare", "-m", "sh", "-c"])
         .arg(format!(
-            "{netc} apply topology.csn --host chamomile --force-host --root {} --confirm 2 && sleep 60",
+            "{}{netc} apply topology.csn --host chamomile --force-host --root {} --confirm 2 && sleep 60",
+            h.scripts(),
             root.display()
         ))
         .current_dir(h.dir.path())
@@ -579,7 +602,7 @@ fn validation_runs_the_real_tools_on_the_new_files() {
     use netc::render::ArtefactKind;
     let file = |name: &str, text: &str| {
         let kind = match name {
-            "rules.v4" => ArtefactKind::RulesV4,
+            "netc.v4" => ArtefactKind::RulesV4,
             "interfaces" => ArtefactKind::Interfaces,
             _ => ArtefactKind::Nft,
         };
@@ -592,18 +615,18 @@ fn validation_runs_the_real_tools_on_the_new_files() {
         (step.clone(), step)
     };
     let ns = Netns::new("validate");
-    let good = fs::read_to_string(root().join("out/chamomile/etc/iptables/rules.v4")).unwrap();
+    let good = fs::read_to_string(root().join("out/chamomile/etc/iptables/netc.v4")).unwrap();
     let interfaces =
         fs::read_to_string(root().join("out/chamomile/etc/network/interfaces")).unwrap();
     ns.enter(|| {
         let mut notes = Vec::new();
-        let steps = [file("rules.v4", &good), file("interfaces", &interfaces)];
+        let steps = [file("netc.v4", &good), file("interfaces", &interfaces)];
         validate(&steps, &mut notes).unwrap();
         let broken = good.replace("--dports 16509", "--dports 99999");
-        let e = validate(&[file("rules.v4", &broken)], &mut notes).unwrap_err();
+        let e = validate(&[file("netc.v4", &broken)], &mut notes).unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("iptables-restore rejects the new /nowhere/rules.v4"),
+                .starts_with("iptables-restore rejects the new /nowhere/netc.v4"),
             "{e}"
         );
         let e = validate(

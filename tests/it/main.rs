@@ -3,6 +3,7 @@
 
 mod apply;
 mod apply_iptables;
+mod boot;
 mod cli;
 mod diagnostics;
 mod diff;
