@@ -688,6 +688,19 @@ fn bring_up(topo: &Topology, host: &Host) {
             bridge.contains("bridge ") && bridge.contains("state UP"),
             "{bridge}"
         );
+        // The KVM guide's bridge: no STP, no forward delay.
+        assert!(
+            bridge.contains(" stp_state 0 ") && bridge.contains(" forward_delay 0 "),
+            "{bridge}"
+        );
+        // No router advertisements on a bridge without an IPv6 gateway.
+        let v6_gateway = b.address(Family::V6).is_some_and(|a| a.gateway.is_some());
+        if !v6_gateway {
+            for key in ["accept_ra", "autoconf"] {
+                let v = h.ok(&["sysctl", "-n", &format!("net.ipv6.conf.{}.{key}", b.name)]);
+                assert_eq!(v.trim(), "0", "{}: {} {key}", host.name, b.name);
+            }
+        }
         for a in &b.addresses {
             // The peer takes the last address of the subnet and pings the host.
             let subnet = a.net.trunc();

@@ -75,10 +75,19 @@ fn script(topo: &Topology) -> (String, usize) {
             // A real bond, its slaves enslaved, in its mode.
             writeln!(
                 s,
-                "ip netns exec {h} grep 'Bonding Mode' /proc/net/bonding/{}",
+                "ip netns exec {h} grep 'Bonding Mode: {}' /proc/net/bonding/{}",
+                kernel_mode(bond.mode),
                 bond.name
             )
             .unwrap();
+            if let Some(mtu) = bond.mtu {
+                writeln!(
+                    s,
+                    "ip -n {h} link show {} | grep -q 'mtu {mtu} '",
+                    bond.name
+                )
+                .unwrap();
+            }
             for slave in &bond.slaves {
                 writeln!(
                     s,
@@ -147,9 +156,49 @@ fn script(topo: &Topology) -> (String, usize) {
                 writeln!(s, "ip netns exec {p} ping -c 1 -W 3 {}", a.net.addr()).unwrap();
             }
         }
+        // Jumbo frames where the VLAN has them; the default routes the topology chose, and
+        // no other.
+        for b in host.bridges.iter().filter(|b| b.mtu.is_some()) {
+            let mtu = b.mtu.unwrap();
+            writeln!(s, "ip -n {h} link show {} | grep -q 'mtu {mtu} '", b.name).unwrap();
+            writeln!(s, "ip -n {h} link show {} | grep -q 'mtu {mtu} '", b.port()).unwrap();
+        }
+        for (flag, v4) in [("-4", true), ("-6", false)] {
+            let routes: Vec<String> = host
+                .bridges
+                .iter()
+                .flat_map(|b| b.addresses.iter().map(move |a| (b, a)))
+                .filter(|(_, a)| a.net.addr().is_ipv4() == v4)
+                .filter_map(|(b, a)| a.gateway.map(|g| format!("default via {g} dev {}", b.name)))
+                .collect();
+            writeln!(s, "ip -n {h} {flag} route show default").unwrap();
+            writeln!(
+                s,
+                "[ \"$(ip -n {h} {flag} route show default | grep -c via)\" -eq {} ]",
+                routes.len()
+            )
+            .unwrap();
+            for r in routes {
+                writeln!(s, "ip -n {h} {flag} route show default | grep -q '^{r} '").unwrap();
+            }
+        }
         writeln!(s, "echo 'host {} ok'", host.name).unwrap();
     }
     (s, 2 * nic_index)
+}
+
+/// How /proc/net/bonding names a mode.
+fn kernel_mode(mode: netc::model::BondMode) -> &'static str {
+    use netc::model::BondMode::*;
+    match mode {
+        BalanceRr => "load balancing (round-robin)",
+        ActiveBackup => "fault-tolerance (active-backup)",
+        BalanceXor => "load balancing (xor)",
+        Broadcast => "fault-tolerance (broadcast)",
+        Lacp => "IEEE 802.3ad Dynamic link aggregation",
+        BalanceTlb => "transmit load balancing",
+        BalanceAlb => "adaptive load balancing",
+    }
 }
 
 fn regex_escape(s: &str) -> String {
