@@ -104,6 +104,8 @@ pub struct LiveLink {
     pub up: bool,
     pub alias: Option<String>,
     pub mtu: u32,
+    /// IPv6 router advertisements: (accept_ra, autoconf); None without IPv6 on the link.
+    pub ra: Option<(i32, i32)>,
 }
 
 impl LiveLink {
@@ -193,6 +195,12 @@ pub enum NetOp {
         mtu: u32,
         was: u32,
     },
+    /// `net.ipv6.conf.<link>.accept_ra` and `.autoconf`.
+    SetRa {
+        link: String,
+        ra: (i32, i32),
+        was: (i32, i32),
+    },
     AddAddr {
         dev: String,
         net: IpNet,
@@ -232,6 +240,11 @@ impl NetOp {
                 mtu: was,
                 was: mtu,
             },
+            SetRa { link, ra, was } => SetRa {
+                link,
+                ra: was,
+                was: ra,
+            },
             AddAddr { dev, net, proto } => DelAddr { dev, net, proto },
             DelAddr { dev, net, proto } => AddAddr { dev, net, proto },
             AddRoute {
@@ -268,6 +281,11 @@ impl fmt::Display for NetOp {
             NetOp::SetUp { link, up: true } => write!(f, "~ {link}: down → up"),
             NetOp::SetUp { link, up: false } => write!(f, "~ {link}: up → down"),
             NetOp::SetMtu { link, mtu, was } => write!(f, "~ {link}: mtu {was} → {mtu}"),
+            NetOp::SetRa { link, ra, was } => write!(
+                f,
+                "~ {link}: IPv6 accept_ra {}, autoconf {} → {}, {}",
+                was.0, was.1, ra.0, ra.1
+            ),
             NetOp::AddAddr { dev, net, .. } => write!(f, "+ address {net} on {dev}"),
             NetOp::DelAddr { dev, net, .. } => write!(f, "- address {net} on {dev}"),
             NetOp::AddRoute { dev, gateway, .. } => {
@@ -315,6 +333,8 @@ struct Phases {
     ports: Vec<NetOp>,
     /// (depth: NIC or bond 0, subinterface 1, bridge 2; the change).
     mtu: Vec<(u8, NetOp)>,
+    /// Router advertisements off, before the bridge comes up.
+    ra: Vec<NetOp>,
     up: Vec<NetOp>,
     addrs: Vec<NetOp>,
     routes: Vec<NetOp>,
@@ -373,6 +393,7 @@ impl Phases {
             self.create,
             self.ports,
             mtu,
+            self.ra,
             self.up,
             self.addrs,
             self.routes,
@@ -512,6 +533,7 @@ fn bridge(host: &Host, b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Pha
         Some(l) => set_up(l, ph),
     }
     set_mtu_of(&b.name, found, b.mtu, 2, ph);
+    no_router_advertisements(b, found, ph);
     let Some(id) = b.tag() else {
         untagged_port(b, live, ph);
         return true;
@@ -562,6 +584,27 @@ fn bridge(host: &Host, b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Pha
     set_mtu(l, b.mtu, 1, ph);
     set_up(l, ph);
     true
+}
+
+/// A bridge without an IPv6 gateway takes no router advertisements (a user VLAN's routers
+/// must not give the host an address and a default route there): accept_ra and autoconf 0,
+/// set before it comes up. A bridge netc creates in this plan starts with the kernel's 1, 1.
+fn no_router_advertisements(b: &Bridge, live: Option<&LiveLink>, ph: &mut Phases) {
+    let v6_gateway = b.address(Family::V6).is_some_and(|a| a.gateway.is_some());
+    let was = match live {
+        None => (1, 1),
+        Some(l) => match l.ra {
+            Some(ra) => ra,
+            None => return, // no IPv6 on it
+        },
+    };
+    if !v6_gateway && was != (0, 0) {
+        ph.ra.push(NetOp::SetRa {
+            link: b.name.clone(),
+            ra: (0, 0),
+            was,
+        });
+    }
 }
 
 /// An untagged bridge's port is the NIC or bond itself (made and set up with the host's
@@ -791,6 +834,7 @@ mod tests {
                 link("eno1", LiveKind::Plain),
                 LiveLink {
                     alias: Some(ALIAS.into()),
+                    ra: Some((0, 0)),
                     ..link("br5", LiveKind::Bridge)
                 },
                 LiveLink {
@@ -836,6 +880,7 @@ mod tests {
                 "+ link br5 (bridge)",
                 "+ link eno1.5 (VLAN 5 on eno1)",
                 "~ eno1.5: master none → br5",
+                "~ br5: IPv6 accept_ra 1, autoconf 1 → 0, 0",
                 "~ br5: down → up",
                 "~ eno1.5: down → up",
                 "+ address 10.0.5.2/24 on br5",
@@ -964,6 +1009,8 @@ mod tests {
                 "~ bond0: mtu 1500 → 9000",
                 "~ bond0.200: mtu 1500 → 9000",
                 "~ br200: mtu 1500 → 9000",
+                "~ cloudbr0: IPv6 accept_ra 1, autoconf 1 → 0, 0",
+                "~ br200: IPv6 accept_ra 1, autoconf 1 → 0, 0",
                 "~ bond0: down → up",
                 "~ eno1: down → up",
                 "~ eno2: down → up",

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::link::{
-    BondLacpRate, BondMode as KernelBondMode, BondXmitHashPolicy, InfoBond, InfoData, InfoKind,
-    InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BondLacpRate, BondMode as KernelBondMode, BondXmitHashPolicy,
+    InfoBond, InfoData, InfoKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
@@ -170,6 +170,20 @@ impl Kernel {
         })
     }
 
+    /// IPv6 router advertisements of a link: `net.ipv6.conf.<link>.accept_ra` and
+    /// `.autoconf`. The kernel reports them over rtnetlink but takes them only through
+    /// /proc/sys (of the caller's network namespace).
+    pub fn set_ra(&mut self, link: &str, (accept_ra, autoconf): (i32, i32)) -> io::Result<()> {
+        if link.contains('/') || link == "." || link == ".." {
+            return Err(io::Error::other(format!("{link} is not a link name")));
+        }
+        let dir = std::path::Path::new("/proc/sys/net/ipv6/conf").join(link);
+        std::fs::write(dir.join("accept_ra"), format!("{accept_ra}\n"))?;
+        std::fs::write(dir.join("autoconf"), format!("{autoconf}\n"))?;
+        self.writes += 1;
+        Ok(())
+    }
+
     pub fn set_up(&mut self, link: &str, up: bool) -> io::Result<()> {
         self.write(|h| async move {
             let builder = LinkUnspec::new_with_index(index(&h, link).await?);
@@ -253,6 +267,17 @@ fn bond_message(name: &str, spec: &BondSpec) -> LinkMessage {
         }
     }
     bond.build()
+}
+
+/// (accept_ra, autoconf) of a link, if it has IPv6.
+fn router_advertisements(specs: &[AfSpecUnspec]) -> Option<(i32, i32)> {
+    specs.iter().find_map(|s| match s {
+        AfSpecUnspec::Inet6(inet6) => inet6.iter().find_map(|a| match a {
+            AfSpecInet6::DevConf(conf) => Some((conf.accept_ra, conf.autoconf)),
+            _ => None,
+        }),
+        _ => None,
+    })
 }
 
 /// A bond's settings as the kernel reports them.
@@ -343,6 +368,7 @@ fn link(l: &LinkMessage, name_of: &dyn Fn(u32) -> Option<String>) -> LiveLink {
             LinkAttribute::Controller(m) => link.master = name_of(*m),
             LinkAttribute::Link(p) => parent = name_of(*p),
             LinkAttribute::Mtu(m) => link.mtu = *m,
+            LinkAttribute::AfSpecUnspec(specs) => link.ra = router_advertisements(specs),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {

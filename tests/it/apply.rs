@@ -310,6 +310,14 @@ fn apply_builds_the_host_keeps_foreign_objects_and_then_changes_nothing() {
     assert!(save.contains("-A INPUT -j CLOUDSTACK-SERVICES"), "{save}");
     assert!(h.root().join("etc/network/interfaces").exists());
     assert!(out.contains("    - /etc/iptables/rules.v4\n"), "{out}");
+    // No router advertisements on the bridges without an IPv6 gateway; br134 has one.
+    for (bridge, want) in [("br529", "0"), ("br425", "0"), ("br134", "1")] {
+        for key in ["accept_ra", "autoconf"] {
+            let v =
+                h.ns.ok(&["sysctl", "-n", &format!("net.ipv6.conf.{bridge}.{key}")]);
+            assert_eq!(v.trim(), want, "{bridge} {key}");
+        }
+    }
     assert!(!rules.join("rules.v4").exists(), "netc's old table stays");
     assert!(rules.join("rules.v6").exists(), "the site's own rules went");
     assert!(rules.join("netc.v4").exists());
