@@ -154,6 +154,9 @@ impl Checker<'_> {
         if host.bond(link).is_some() {
             return true;
         }
+        if host.nic(link).is_none() && cx.link_spans.contains_key(link) {
+            return false; // a bond with a mistake, reported with it
+        }
         if host.nic(link).is_none() {
             let links: Vec<&str> = host
                 .nics

@@ -18,6 +18,18 @@ impl Checker<'_> {
             let Some(vlan) = self.vlan_ref(t).cloned() else {
                 continue;
             };
+            if let Some((_, first)) = chosen.iter().find(|(v, _)| *v == vlan.id) {
+                let d = Diag::repeated(
+                    Code::DuplicateSetting,
+                    format!("`default-route vlan {}` is stated twice", vlan.id),
+                    "stated",
+                    t.span,
+                    *first,
+                )
+                .help("keep one");
+                self.emit(d);
+                continue;
+            }
             let routes = cx.gateway_spans.iter().any(|(v, _, _)| *v == vlan.id);
             if !routes {
                 let why = if cx.model.bridge_on(vlan.id).is_none() {

@@ -674,3 +674,63 @@ fn validation_runs_the_real_tools_on_the_new_files() {
         assert!(e.to_string().starts_with("nft rejects"), "{e}");
     });
 }
+
+/// Jumbo frames on VLAN 529 (every host's link under it at 9000) and an untagged bridge on a
+/// NIC: a failure mid-apply puts every MTU back and takes the bridge away; the apply that
+/// succeeds sets them, turns router advertisements off on the new bridge, and a second one
+/// has nothing to do.
+#[test]
+fn apply_sets_mtus_and_untagged_bridges_and_undoes_them() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("mtu");
+    h.ns.ok(&[
+        "ip", "link", "add", "eno3", "type", "veth", "peer", "name", "x8",
+    ]);
+    h.edit_topology(&[
+        (
+            "    prefix 172.19.168.0/27\n",
+            "    prefix 172.19.168.0/27\n    mtu 9000\n",
+        ),
+        ("    nic eno1  # illustrative", "    nic eno1 mtu 9000"),
+        ("    nic enp3s0f0\n", "    nic enp3s0f0 mtu 9000\n"),
+        (
+            "    nic eno1  # illustrative\n    nic eno2  # illustrative\n",
+            "    nic eno1 mtu 9000\n    nic eno2\n    nic eno3\n    bridge cloudbr1 on eno3\n",
+        ),
+    ]);
+    let mtu = |link: &str| -> u64 {
+        let j: serde_json::Value =
+            serde_json::from_str(&h.ns.ok(&["ip", "-j", "link", "show", link])).unwrap();
+        j[0]["mtu"].as_u64().unwrap()
+    };
+    let kernel = h.kernel();
+    fs::create_dir_all(h.root().join("etc")).unwrap();
+    fs::write(h.root().join("etc/keepalived"), "in the way").unwrap();
+    let o = h.netc("apply", &[]);
+    assert_exit(&o, 1, "rolled back the ");
+    assert_eq!(h.kernel(), kernel, "the kernel is as it was");
+    for link in ["eno1", "eno1.529"] {
+        assert_eq!(mtu(link), 1500, "{link} after the rollback");
+    }
+    fs::remove_file(h.root().join("etc/keepalived")).unwrap();
+
+    let out = h.apply_ok(&[]);
+    assert!(out.contains("~ eno1: mtu 1500 → 9000"), "{out}");
+    for link in ["eno1", "eno1.529", "br529"] {
+        assert_eq!(mtu(link), 9000, "{link}");
+    }
+    assert_eq!(mtu("eno2.134"), 1500);
+    let port = h.ns.ok(&["ip", "-d", "link", "show", "eno3"]);
+    assert!(port.contains("master cloudbr1"), "{port}");
+    let ra =
+        h.ns.ok(&["sysctl", "-n", "net.ipv6.conf.cloudbr1.accept_ra"]);
+    assert_eq!(ra.trim(), "0");
+    let o = h.netc("apply", &[]);
+    assert!(
+        stdout(&o).starts_with("chamomile: no changes\n"),
+        "{}",
+        stdout(&o)
+    );
+}
