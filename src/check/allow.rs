@@ -19,6 +19,10 @@ struct Allow {
 
 /// Drops the allowed warnings from `diags` and reports allows that allow nothing.
 pub fn apply(diags: &mut Vec<Diag>, source: &Source) {
+    // Most files have none: one substring search instead of a pass over every line.
+    if !source.text.contains(MARK) {
+        return;
+    }
     let mut allows = find(source);
     if allows.is_empty() {
         return;

@@ -869,6 +869,13 @@ mod tests {
     #[test]
     fn an_applied_host_needs_nothing_and_every_op_undoes() {
         assert_eq!(plan(&host(), &applied()), NetPlan::default());
+        // Router advertisements turned back on by hand: turned off again, nothing else.
+        let mut drifted = applied();
+        drifted.links[1].ra = Some((1, 0));
+        assert_eq!(
+            lines(&plan(&host(), &drifted)),
+            ["~ br5: IPv6 accept_ra 1, autoconf 0 → 0, 0"]
+        );
         let fresh = LiveNet {
             links: vec![link("eno1", LiveKind::Plain)],
             ..LiveNet::default()
