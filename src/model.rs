@@ -1,7 +1,10 @@
 //! The checked topology: plain data, every reference resolved, every value in range.
 //!
 //! Nothing here knows about templates, files or netlink. Renderers and apply read this and
-//! nothing else. Lists keep the order of the source file, which makes output deterministic.
+//! nothing else. Lists keep the order of the source file, which makes output deterministic,
+//! except where that order means nothing and is made canonical: the addresses of a bridge
+//! and of a VIP (IPv4 first) and a VIP's members (by priority). Two sources that differ only
+//! there give the same model, the same files and no diff.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
