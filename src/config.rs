@@ -109,7 +109,7 @@ pub struct Firewall {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
-    /// rules.v4 / rules.v6 for iptables-restore (netfilter-persistent).
+    /// netc.v4 / netc.v6 for iptables-restore --noflush (netc-firewall.service).
     #[default]
     Iptables,
     /// nftables.d/netc.nft: one owned `inet netc` table.

@@ -91,6 +91,13 @@ codes! {
     NoVlanWithRole => "no-vlan-with-role", Error;
     RelativePath => "relative-path", Error;
     RuleNeverMatches => "rule-never-matches", Warning;
+    EphemeralPort => "ephemeral-port", Warning;
+    MtuRange => "mtu-range", Error;
+    MtuMismatch => "mtu-mismatch", Error;
+    BondSlave => "bond-slave", Error;
+    DuplicateBridgePort => "duplicate-bridge-port", Error;
+    BadDefaultRoute => "bad-default-route", Error;
+    UnusedAllow => "unused-allow", Warning;
 }
 
 impl fmt::Display for Code {

@@ -1,12 +1,16 @@
 //! The checked topology: plain data, every reference resolved, every value in range.
 //!
 //! Nothing here knows about templates, files or netlink. Renderers and apply read this and
-//! nothing else. Lists keep the order of the source file, which makes output deterministic.
+//! nothing else. Lists keep the order of the source file, which makes output deterministic,
+//! except where that order means nothing and is made canonical: the addresses of a bridge
+//! and of a VIP (IPv4 first) and a VIP's members (by priority). Two sources that differ only
+//! there give the same model, the same files and no diff.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -96,15 +100,22 @@ pub enum Device {
     Private,
     Public,
     Guest,
+    Storage,
 }
 
 impl Device {
-    pub const ALL: [Device; 3] = [Device::Private, Device::Public, Device::Guest];
+    pub const ALL: [Device; 4] = [
+        Device::Private,
+        Device::Public,
+        Device::Guest,
+        Device::Storage,
+    ];
     pub fn keyword(self) -> &'static str {
         match self {
             Device::Private => "private",
             Device::Public => "public",
             Device::Guest => "guest",
+            Device::Storage => "storage",
         }
     }
 }
@@ -115,17 +126,25 @@ pub enum Role {
     Management,
     Guest,
     Public,
+    Storage,
     Uplink,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Management, Role::Guest, Role::Public, Role::Uplink];
+    pub const ALL: [Role; 5] = [
+        Role::Management,
+        Role::Guest,
+        Role::Public,
+        Role::Storage,
+        Role::Uplink,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Management => "management",
             Role::Guest => "guest",
             Role::Public => "public",
+            Role::Storage => "storage",
             Role::Uplink => "uplink",
         }
     }
@@ -174,6 +193,8 @@ pub struct Vlan {
     pub role: Option<Role>,
     /// At most one subnet per family.
     pub subnets: Vec<Subnet>,
+    /// The MTU of the host links on this VLAN (subinterfaces and bridges); None: the kernel's.
+    pub mtu: Option<u16>,
 }
 
 impl Vlan {
@@ -195,13 +216,29 @@ pub struct Host {
     pub name: String,
     pub management_server: bool,
     pub agent: Option<Agent>,
-    pub nics: Vec<String>,
+    pub nics: Vec<Nic>,
+    pub bonds: Vec<Bond>,
     pub bridges: Vec<Bridge>,
 }
 
 impl Host {
     pub fn bridge_on(&self, vlan: u16) -> Option<&Bridge> {
-        self.bridges.iter().find(|b| b.vlan == vlan)
+        self.bridges.iter().find(|b| b.vlan == Some(vlan))
+    }
+
+    pub fn nic(&self, name: &str) -> Option<&Nic> {
+        self.nics.iter().find(|n| n.name == name)
+    }
+
+    pub fn bond(&self, name: &str) -> Option<&Bond> {
+        self.bonds.iter().find(|b| b.name == name)
+    }
+
+    /// The bond a NIC is a slave of.
+    pub fn bond_of(&self, nic: &str) -> Option<&Bond> {
+        self.bonds
+            .iter()
+            .find(|b| b.slaves.iter().any(|s| s == nic))
     }
 
     pub fn is_cloudstack(&self) -> bool {
@@ -209,21 +246,111 @@ impl Host {
     }
 }
 
-/// A bridge on the VLAN subinterface `<nic>.<vlan>`, with the host's addresses on that VLAN.
+/// A physical NIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    pub name: String,
+    /// None: netc leaves the MTU as it is.
+    pub mtu: Option<u16>,
+}
+
+/// A Linux bond (ifenslave's `bond-*` options; created over rtnetlink by apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bond {
+    pub name: String,
+    /// NICs of the host, in source order.
+    pub slaves: Vec<String>,
+    pub mode: BondMode,
+    /// Link monitoring interval, milliseconds.
+    pub miimon: u32,
+    /// 802.3ad only: `slow` or `fast`.
+    pub lacp_rate: Option<String>,
+    /// `layer2`, `layer2+3`, `layer3+4`, `encap2+3`, `encap3+4`.
+    pub xmit_hash_policy: Option<String>,
+    /// active-backup, balance-tlb and balance-alb: the slave preferred when up.
+    pub primary: Option<String>,
+    pub mtu: Option<u16>,
+}
+
+/// The kernel's bonding modes, by ifenslave's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum BondMode {
+    BalanceRr,
+    ActiveBackup,
+    BalanceXor,
+    Broadcast,
+    Lacp,
+    BalanceTlb,
+    BalanceAlb,
+}
+
+impl BondMode {
+    pub const ALL: [BondMode; 7] = [
+        BondMode::BalanceRr,
+        BondMode::ActiveBackup,
+        BondMode::BalanceXor,
+        BondMode::Broadcast,
+        BondMode::Lacp,
+        BondMode::BalanceTlb,
+        BondMode::BalanceAlb,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BondMode::BalanceRr => "balance-rr",
+            BondMode::ActiveBackup => "active-backup",
+            BondMode::BalanceXor => "balance-xor",
+            BondMode::Broadcast => "broadcast",
+            BondMode::Lacp => "802.3ad",
+            BondMode::BalanceTlb => "balance-tlb",
+            BondMode::BalanceAlb => "balance-alb",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BondMode> {
+        BondMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The kernel's number for the mode (IFLA_BOND_MODE).
+    pub fn number(self) -> u8 {
+        BondMode::ALL
+            .iter()
+            .position(|m| *m == self)
+            .expect("in ALL") as u8
+    }
+}
+
+/// A bridge on a NIC or bond: on its 802.1Q subinterface `<link>.<vlan>` (tagged), or on
+/// the link itself (untagged), with the host's addresses on its VLAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bridge {
     pub name: String,
-    pub vlan: u16,
+    /// The VLAN whose network the bridge is on; None only for an untagged bridge without
+    /// addresses (one that carries the VLANs CloudStack tags itself).
+    pub vlan: Option<u16>,
+    /// On the 802.1Q subinterface (else on the link itself).
+    pub tagged: bool,
+    /// The NIC or bond it is on.
     pub nic: String,
-    /// The host's addresses with the VLAN's prefix length, at most one per family, in
-    /// source order.
+    /// The host's addresses with the VLAN's prefix length, at most one per family, IPv4
+    /// first (the order of the source does not matter).
     pub addresses: Vec<Address>,
+    /// The VLAN's MTU, for the subinterface and the bridge.
+    pub mtu: Option<u16>,
 }
 
 impl Bridge {
-    /// The 802.1Q subinterface the bridge enslaves.
+    /// The link the bridge enslaves: the 802.1Q subinterface, or the NIC or bond itself.
     pub fn port(&self) -> String {
-        format!("{}.{}", self.nic, self.vlan)
+        match (self.tagged, self.vlan) {
+            (true, Some(vlan)) => format!("{}.{}", self.nic, vlan),
+            _ => self.nic.clone(),
+        }
+    }
+
+    /// The 802.1Q id of the port, if it is a subinterface.
+    pub fn tag(&self) -> Option<u16> {
+        self.vlan.filter(|_| self.tagged)
     }
 
     pub fn address(&self, family: Family) -> Option<&Address> {
@@ -244,27 +371,33 @@ pub struct Address {
 /// The owned network keys of CloudStack's agent.properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
-    /// The management servers, in topology order.
+    /// `host=`: the management servers (or VIPs) in the order the agent tries them.
     pub servers: Vec<IpAddr>,
     pub port: u16,
     pub private_device: String,
     pub public_device: String,
     pub guest_device: String,
+    /// Only when a VLAN has role `storage` or the site maps `storage`.
+    pub storage_device: Option<String>,
     pub bridge_type: BridgeType,
 }
 
 impl Agent {
     /// The agent.properties keys netc owns, with their values, in file order.
-    pub fn keys(&self) -> [(&'static str, String); 6] {
+    pub fn keys(&self) -> Vec<(&'static str, String)> {
         let servers: Vec<String> = self.servers.iter().map(IpAddr::to_string).collect();
-        [
+        let mut keys = vec![
             ("host", servers.join(",")),
             ("port", self.port.to_string()),
             ("private.network.device", self.private_device.clone()),
             ("public.network.device", self.public_device.clone()),
             ("guest.network.device", self.guest_device.clone()),
-            ("network.bridge.type", self.bridge_type.name().to_string()),
-        ]
+        ];
+        if let Some(storage) = &self.storage_device {
+            keys.push(("storage.network.device", storage.clone()));
+        }
+        keys.push(("network.bridge.type", self.bridge_type.name().to_string()));
+        keys
     }
 }
 
@@ -293,12 +426,26 @@ pub struct Vip {
     /// Highest priority first.
     pub members: Vec<Member>,
     pub check: Option<Check>,
+    pub preempt: Preempt,
+}
+
+/// Whether a higher-priority member takes the VIP back from a lower one that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preempt {
+    /// At once (keepalived's default).
+    Yes,
+    /// After this many seconds.
+    Delay(u16),
+    /// Never: the holder keeps the VIP until it fails.
+    No,
 }
 
 impl Vip {
-    /// The state a member starts in: the highest priority (members are sorted) is MASTER.
+    /// The state a member starts in: with preemption, the highest priority (members are
+    /// sorted) is MASTER; without (or delayed), every member starts BACKUP, as keepalived
+    /// requires, and the election still goes by priority.
     pub fn initial_state(&self, host: &str) -> VrrpState {
-        if self.members.first().is_some_and(|m| m.host == host) {
+        if self.preempt == Preempt::Yes && self.members.first().is_some_and(|m| m.host == host) {
             VrrpState::Master
         } else {
             VrrpState::Backup
@@ -355,6 +502,7 @@ pub struct Member {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
+    /// An absolute path, possibly followed by arguments (`/usr/bin/mysqladmin ping`).
     pub script: String,
     pub interval: u32,
 }
@@ -386,9 +534,58 @@ impl Policy {
 /// One `ports` statement: it becomes its own rule(s), so a verdict can name its line.
 pub struct PortSet {
     pub protocol: Protocol,
-    pub ports: Vec<u16>,
+    /// Single ports and ranges, in source order, none overlapping another.
+    pub ports: Vec<PortRange>,
     /// 1-based line of the `ports` statement.
     pub line: usize,
+}
+
+impl PortSet {
+    pub fn contains(&self, port: u16) -> bool {
+        self.ports.iter().any(|r| r.contains(port))
+    }
+}
+
+/// A port (`first == last`) or an inclusive range of ports (`5900-6100`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn single(port: u16) -> PortRange {
+        PortRange {
+            first: port,
+            last: port,
+        }
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+
+    /// iptables' spelling: `22`, `5900:6100`.
+    pub fn iptables(&self) -> String {
+        match self.first == self.last {
+            true => self.first.to_string(),
+            false => format!("{}:{}", self.first, self.last),
+        }
+    }
+}
+
+/// The language's and nftables' spelling: `22`, `5900-6100`.
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.first == self.last {
+            true => write!(f, "{}", self.first),
+            false => write!(f, "{}-{}", self.first, self.last),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

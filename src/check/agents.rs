@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use super::values::{IFNAME_MAX, number};
+use super::values::{AGENT_NIC_PREFIXES, IFNAME_MAX, number};
 use super::{Checker, Defaults, HostCx, list_or_none};
 use crate::diag::{Code, Diag, did_you_mean};
 use crate::model::{Agent, BridgeType, Device, Family, Host, Role, Vlan};
@@ -21,11 +21,14 @@ impl Checker<'_> {
                 (Device::Private, (Role::Management, None)),
                 (Device::Public, (Role::Public, None)),
                 (Device::Guest, (Role::Guest, None)),
+                (Device::Storage, (Role::Storage, None)),
             ]),
+            servers: None,
         };
         let Some(a) = self.single(agents, "agent", |a| a.span) else {
             return out;
         };
+        out.servers = self.single(&a.servers, "servers", |s| s[0].1.span).cloned();
         if let Some(p) = self.single(&a.ports, "port", |p| p.span).cloned() {
             let port = number(&p, "port", 1, 65535, Code::PortRange);
             out.port = self.ok(port).map_or(out.port, |p| p as u16);
@@ -99,12 +102,18 @@ impl Checker<'_> {
         ast_hosts: &[ast::Host],
         hosts: &mut [HostCx],
         defaults: &Defaults,
+        vips: &[ast::Vip],
     ) {
         let (private_role, _) = defaults.devices[&Device::Private];
         let mgmt_vlan = self.vlan_with_role(private_role).map(|v| v.id);
         let any_agent = ast_hosts.iter().any(|h| !h.agent.is_empty());
-        let servers = match mgmt_vlan {
-            Some(vlan) if any_agent => self.management_servers(hosts, vlan, defaults.connect),
+        let servers = match (mgmt_vlan, &defaults.servers) {
+            (Some(vlan), Some(list)) if any_agent => {
+                self.stated_servers(hosts, vlan, defaults.connect, list, vips)
+            }
+            (Some(vlan), None) if any_agent => {
+                self.management_servers(hosts, vlan, defaults.connect)
+            }
             _ => Vec::new(),
         };
         let first_agent = ast_hosts
@@ -144,13 +153,14 @@ impl Checker<'_> {
             ) else {
                 continue;
             };
-            self.guest_bridge_names(cx, &[public, guest]);
+            self.guest_bridge_names(cx, &[(Device::Public, public), (Device::Guest, guest)]);
             cx.model.agent = Some(Agent {
                 servers: servers.clone(),
                 port: defaults.port,
                 private_device: private.clone(),
                 public_device: public.clone(),
                 guest_device: guest.clone(),
+                storage_device: devices.get(&Device::Storage).cloned(),
                 bridge_type: defaults.bridge_type,
             });
         }
@@ -188,6 +198,8 @@ impl Checker<'_> {
                 // private one; an explicit mapping must resolve.
                 let fallback = devices.get(&Device::Private).cloned();
                 match fallback {
+                    // storage.network.device is optional: without a storage VLAN, no key.
+                    _ if role_span.is_none() && device == Device::Storage => {}
                     Some(private) if role_span.is_none() && device != Device::Private => {
                         devices.insert(device, private);
                     }
@@ -202,6 +214,8 @@ impl Checker<'_> {
                     devices.insert(device, b.name.clone());
                 }
                 None if cx.incomplete => {}
+                // An agent off the storage VLAN sends storage traffic the private way.
+                None if device == Device::Storage && role_span.is_none() => {}
                 None => self.agent_missing_bridge(cx, stmt, device, (vlan, role, role_span)),
             }
         }
@@ -362,10 +376,12 @@ impl Checker<'_> {
         }
     }
 
-    /// CloudStack names guest bridges `br<nic>-<vlan>`; warn when that cannot fit for VLAN 4094.
-    pub(super) fn guest_bridge_names(&mut self, cx: &HostCx, bridges: &[&String]) {
+    /// CloudStack names the bridges of the VLANs it tags on a public or guest device
+    /// `br<nic>-<vlan>`, after the NIC or bond under the device's bridge: warn when that
+    /// cannot fit for VLAN 4094, naming the traffic and the bridge it is about.
+    pub(super) fn guest_bridge_names(&mut self, cx: &HostCx, devices: &[(Device, &String)]) {
         let mut warned: Vec<&str> = Vec::new();
-        for name in bridges {
+        for (_, name) in devices {
             let Some(b) = cx.model.bridges.iter().find(|b| &&b.name == name) else {
                 continue;
             };
@@ -374,27 +390,138 @@ impl Checker<'_> {
                 continue;
             }
             warned.push(&b.nic);
+            // Every device key whose bridge is on this NIC.
+            let on_nic: Vec<Device> = devices
+                .iter()
+                .filter(|(_, n)| {
+                    cx.model
+                        .bridges
+                        .iter()
+                        .any(|x| &&x.name == n && x.nic == b.nic)
+                })
+                .map(|(d, _)| *d)
+                .collect();
+            let traffic: Vec<&str> = on_nic.iter().map(|d| d.keyword()).collect();
+            let keys: Vec<String> = on_nic
+                .iter()
+                .map(|d| format!("{}.network.device", d.keyword()))
+                .collect();
             let span = cx.bridge_spans[&b.name].0;
+            let room = IFNAME_MAX - "br-4094".len();
             let d = Diag::new(
                 Code::GuestBridgeNameTooLong,
                 format!(
-                    "CloudStack's guest bridges on `{}` may not fit in 15 bytes",
+                    "CloudStack's {} VLAN bridges on `{}` may not fit in 15 bytes",
+                    traffic.join(" and "),
                     b.nic
                 ),
             )
             .label(
                 span,
                 format!(
-                    "guest traffic of `{}` rides on NIC `{}`",
-                    cx.model.name, b.nic
+                    "{} traffic of `{}` ({}) rides on `{}`, on `{}`",
+                    traffic.join(" and "),
+                    cx.model.name,
+                    keys.join(", "),
+                    b.name,
+                    b.nic
                 ),
             )
             .help(format!(
-                "CloudStack names guest VLAN bridges `br<nic>-<vlan>`: `{longest}` is {} bytes; \
-                 NIC names of up to 8 bytes (e.g. via a udev rename) avoid that",
-                longest.len()
+                "CloudStack names the bridges of the VLANs it tags `br<nic>-<vlan>`: `{longest}` \
+                 is {} bytes; rename `{}` to at most {room} bytes (a udev or .link rule) keeping \
+                 a prefix the agent recognises ({})",
+                longest.len(),
+                b.nic,
+                AGENT_NIC_PREFIXES.join(", ")
             ));
             self.emit(d);
         }
+    }
+
+    /// `servers …`: host= in the order stated, each a management server or a VIP.
+    pub(super) fn stated_servers(
+        &mut self,
+        hosts: &[HostCx],
+        vlan: u16,
+        family: Family,
+        list: &[(bool, Text)],
+        vips: &[ast::Vip],
+    ) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = Vec::new();
+        for (is_vip, t) in list {
+            let addr = if *is_vip {
+                self.server_vip(t, family, vips)
+            } else {
+                self.server_host(t, hosts, vlan, family)
+            };
+            match addr {
+                Some(a) if out.contains(&a) => {
+                    let d = Diag::new(Code::DuplicateMember, format!("{a} is listed twice"))
+                        .label(t.span, "already in `servers`")
+                        .help("list each server once");
+                    self.emit(d);
+                }
+                Some(a) => out.push(a),
+                None => {}
+            }
+        }
+        out
+    }
+
+    fn server_vip(&mut self, t: &Text, family: Family, vips: &[ast::Vip]) -> Option<IpAddr> {
+        let Some(vip) = vips.iter().find(|v| v.name.value == t.value) else {
+            let names = vips.iter().map(|v| v.name.value.as_str());
+            let d = Diag::new(Code::UnknownHost, format!("there is no VIP `{}`", t.value))
+                .label(t.span, "not a VIP of this topology")
+                .help(did_you_mean(&t.value, names).unwrap_or_else(|| {
+                    "`vip NAME` names a `vip` block; a management server is named alone".into()
+                }));
+            self.emit(d);
+            return None;
+        };
+        let addr = vip
+            .addresses
+            .iter()
+            .filter_map(|a| a.value.parse::<IpAddr>().ok())
+            .find(|a| Family::of(a) == family);
+        if addr.is_none() && !vip.addresses.is_empty() {
+            let d = Diag::new(
+                Code::NoManagementPath,
+                format!("VIP `{}` has no {} address", t.value, family.name()),
+            )
+            .label(t.span, format!("agents connect over {}", family.name()))
+            .help("give the VIP an address of that family, or set `connect`");
+            self.emit(d);
+        }
+        addr
+    }
+
+    fn server_host(
+        &mut self,
+        t: &Text,
+        hosts: &[HostCx],
+        vlan: u16,
+        family: Family,
+    ) -> Option<IpAddr> {
+        let Some(cx) = hosts.iter().find(|h| h.model.name == t.value) else {
+            self.unknown_host(t, hosts);
+            return None;
+        };
+        if !cx.model.management_server {
+            let d = Diag::new(
+                Code::NoManagementServer,
+                format!("`{}` is not a management server", t.value),
+            )
+            .label(t.span, "not marked `management-server`")
+            .help(format!(
+                "mark `{}` `management-server`, or name a VIP with `vip NAME`",
+                t.value
+            ));
+            self.emit(d);
+            return None;
+        }
+        let found = self.management_servers(std::slice::from_ref(cx), vlan, family);
+        found.first().copied()
     }
 }

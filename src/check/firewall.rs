@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use super::values::{self, CHAIN_MAX, bad_identifier, number};
 use super::{Checker, HostCx, cover};
 use crate::diag::{Code, Diag};
-use crate::model::{AllowedSource, BUILTIN_CHAINS, Family, Policy, PortSet, Protocol};
+use crate::model::{AllowedSource, BUILTIN_CHAINS, Family, Policy, PortRange, PortSet, Protocol};
 use crate::source::Span;
 use crate::syntax::ast::{self, Allow, Text};
 
@@ -75,32 +75,37 @@ impl Checker<'_> {
 
     /// A port protected by two chains on one host needs a source allowed by both: warn.
     pub(super) fn shared_ports(&mut self, firewalls: &[ast::Firewall], policies: &[Policy]) {
-        let mut first: HashMap<(Protocol, u16), (usize, Span)> = HashMap::new();
+        // (protocol, range, policy index, span), in source order.
+        let mut seen: Vec<(Protocol, PortRange, usize, Span)> = Vec::new();
         for (i, p) in policies.iter().enumerate() {
             let Some(fw) = firewalls.iter().find(|f| f.name.value == p.chain) else {
                 continue;
             };
             for stmt in &fw.ports {
                 for t in &stmt.numbers {
-                    let Ok(port) = t.value.parse::<u16>() else {
-                        continue;
-                    };
-                    let Some(&(j, span)) = first.get(&(stmt.protocol, port)) else {
-                        first.insert((stmt.protocol, port), (i, t.span));
-                        continue;
-                    };
-                    let other = &policies[j];
-                    if j == i || p.hosts.is_disjoint(&other.hosts) {
-                        continue;
+                    let Ok(range) = port_range(t) else { continue };
+                    let clash = seen.iter().find(|(proto, r, j, _)| {
+                        *proto == stmt.protocol
+                            && r.overlaps(&range)
+                            && *j != i
+                            && !p.hosts.is_disjoint(&policies[*j].hosts)
+                    });
+                    if let Some(&(_, other_range, j, span)) = clash {
+                        let other = &policies[j];
+                        let shared = PortRange {
+                            first: range.first.max(other_range.first),
+                            last: range.last.min(other_range.last),
+                        };
+                        let d = Diag::new(
+                            Code::PortCollision,
+                            format!("{} {shared} is protected by `{}` and `{}`", stmt.protocol.keyword(), other.chain, p.chain),
+                        )
+                        .label(t.span, format!("also in `{}`", p.chain))
+                        .label(span, format!("in `{}`", other.chain))
+                        .help("on hosts with both chains a source must be allowed by both; list the port in one firewall");
+                        self.emit(d);
                     }
-                    let d = Diag::new(
-                        Code::PortCollision,
-                        format!("{} {port} is protected by `{}` and `{}`", stmt.protocol.keyword(), other.chain, p.chain),
-                    )
-                    .label(t.span, format!("also in `{}`", p.chain))
-                    .label(span, format!("in `{}`", other.chain))
-                    .help("on hosts with both chains a source must be allowed by both; list the port in one firewall");
-                    self.emit(d);
+                    seen.push((stmt.protocol, range, i, t.span));
                 }
             }
         }
@@ -148,36 +153,30 @@ impl Checker<'_> {
 
     pub(super) fn ports(&mut self, ports: &[ast::Ports]) -> Vec<PortSet> {
         let mut out: Vec<PortSet> = Vec::new();
-        let mut seen: HashMap<(Protocol, u16), Span> = HashMap::new();
+        let mut seen: Vec<(Protocol, PortRange, Span)> = Vec::new();
         for p in ports {
             let mut list = Vec::new();
             for t in &p.numbers {
-                let n = number(t, "port", 1, 65535, Code::PortRange);
-                let Some(port) = self.ok(n).map(|n| n as u16) else {
+                let Some(range) = self.ok(port_range(t)) else {
                     continue;
                 };
-                if let Some(first) = seen.insert((p.protocol, port), t.span) {
-                    let d = Diag::repeated(
-                        Code::DuplicatePort,
-                        format!("{} port {port} is listed twice", p.protocol.keyword()),
-                        "listed",
-                        t.span,
-                        first,
-                    )
-                    .help("list each port once");
+                let first = seen
+                    .iter()
+                    .find(|(proto, r, _)| *proto == p.protocol && r.overlaps(&range));
+                if let Some(&(_, other, first)) = first {
+                    let what = if other == range && range.first == range.last {
+                        format!("{} port {range} is listed twice", p.protocol.keyword())
+                    } else {
+                        format!("{} ports {range} and {other} overlap", p.protocol.keyword())
+                    };
+                    let d = Diag::repeated(Code::DuplicatePort, what, "listed", t.span, first)
+                        .help("list each port once");
                     self.emit(d);
                     continue;
                 }
-                if let Some(service) = well_known(p.protocol, port) {
-                    let d = Diag::new(
-                        Code::WellKnownPort,
-                        format!("{} {port} is {service}", p.protocol.keyword()),
-                    )
-                    .label(t.span, "a well-known service port")
-                    .help("only the allowed sources will reach it: make sure that is meant");
-                    self.emit(d);
-                }
-                list.push(port);
+                seen.push((p.protocol, range, t.span));
+                self.port_lints(p.protocol, range, t.span);
+                list.push(range);
             }
             if let Some(first) = p.numbers.first().filter(|_| !list.is_empty()) {
                 out.push(PortSet {
@@ -188,6 +187,43 @@ impl Checker<'_> {
             }
         }
         out
+    }
+
+    /// Warnings about one protected port or range: a well-known service in it, or the
+    /// kernel's ephemeral range.
+    fn port_lints(&mut self, protocol: Protocol, range: PortRange, span: Span) {
+        for port in WELL_KNOWN.iter().map(|(_, p, _)| *p) {
+            if let (true, Some(service)) = (range.contains(port), well_known(protocol, port)) {
+                let d = Diag::new(
+                    Code::WellKnownPort,
+                    format!("{} {port} is {service}", protocol.keyword()),
+                )
+                .label(span, "a well-known service port")
+                .help("only the allowed sources will reach it: make sure that is meant");
+                self.emit(d);
+            }
+        }
+        let (lo, hi) = EPHEMERAL;
+        if range.first <= hi && lo <= range.last {
+            let d = Diag::new(
+                Code::EphemeralPort,
+                format!(
+                    "{} {range} is in the kernel's ephemeral port range ({lo}–{hi})",
+                    protocol.keyword()
+                ),
+            )
+            .label(
+                span,
+                "the kernel also hands these ports to outgoing connections",
+            )
+            .help(
+                "a service on such a port usually picked it at random and may take another \
+                 after a restart, and may find it in use: protect the service's fixed port, or \
+                 reserve it (sysctl net.ipv4.ip_local_reserved_ports). netc rejects only new \
+                 connections, so replies to the host's own connections still pass",
+            );
+            self.emit(d);
+        }
     }
 
     pub(super) fn sources(&mut self, allows: &[Allow]) -> Vec<AllowedSource> {
@@ -264,14 +300,72 @@ impl Checker<'_> {
     }
 }
 
-/// Services whose ports deserve a second look when a firewall protects them.
+/// Linux's default `net.ipv4.ip_local_port_range`.
+const EPHEMERAL: (u16, u16) = (32768, 60999);
+
+/// Services whose ports deserve a second look when a firewall protects them: (protocol,
+/// port, what); `None` for either protocol.
+const WELL_KNOWN: [(Option<Protocol>, u16, &str); 6] = [
+    (
+        Some(Protocol::Tcp),
+        22,
+        "SSH: a mistake in the allowed sources locks admins out",
+    ),
+    (None, 53, "DNS"),
+    (
+        Some(Protocol::Tcp),
+        80,
+        "the web (nginx in front of the management server)",
+    ),
+    (
+        Some(Protocol::Tcp),
+        443,
+        "the web (nginx in front of the management server)",
+    ),
+    (
+        Some(Protocol::Tcp),
+        3306,
+        "MariaDB: its clients reach it through the VIP",
+    ),
+    (
+        Some(Protocol::Tcp),
+        8080,
+        "the management server's UI and API",
+    ),
+];
+
 fn well_known(protocol: Protocol, port: u16) -> Option<&'static str> {
-    Some(match (protocol, port) {
-        (Protocol::Tcp, 22) => "SSH: a mistake in the allowed sources locks admins out",
-        (_, 53) => "DNS",
-        (Protocol::Tcp, 80 | 443) => "the web (nginx in front of the management server)",
-        (Protocol::Tcp, 3306) => "MariaDB: its clients reach it through the VIP",
-        (Protocol::Tcp, 8080) => "the management server's UI and API",
-        _ => return None,
+    WELL_KNOWN
+        .iter()
+        .find(|(p, n, _)| *n == port && p.is_none_or(|p| p == protocol))
+        .map(|(_, _, what)| *what)
+}
+
+/// `8250` or `5900-6100`: ports 1–65535, a range low to high.
+fn port_range(t: &Text) -> Result<PortRange, Diag> {
+    let (first, last) = match t.value.split_once('-') {
+        Some((a, b)) => (a, b),
+        None => (t.value.as_str(), t.value.as_str()),
+    };
+    let part = |s: &str, offset: usize| {
+        let text = Text::new(
+            s.to_string(),
+            Span::new(t.span.start + offset, t.span.start + offset + s.len()),
+        );
+        number(&text, "port", 1, 65535, Code::PortRange).map(|n| n as u16)
+    };
+    let first_n = part(first, 0)?;
+    let last_n = part(last, t.value.len() - last.len())?;
+    if first_n > last_n {
+        return Err(Diag::new(
+            Code::PortRange,
+            format!("port range {} runs backwards", t.value),
+        )
+        .label(t.span, "the first port is higher than the last")
+        .help(format!("write `{last_n}-{first_n}`")));
+    }
+    Ok(PortRange {
+        first: first_n,
+        last: last_n,
     })
 }

@@ -1,14 +1,15 @@
-//! Hosts: NICs, bridges on VLAN subinterfaces, interface names and addresses.
+//! Hosts: NICs, bridges on NICs, bonds and their VLAN subinterfaces, interface names and
+//! addresses. Bonds are in [`super::links`], MTUs and default routes in [`super::routes`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::values::{self, IFNAME_MAX, bad_hostname, bad_ifname, misplaced};
+use super::values::{self, AGENT_NIC_PREFIXES, IFNAME_MAX, bad_hostname, bad_ifname, misplaced};
 use super::{Checker, HostCx, list_or_none};
 use crate::diag::{Code, Diag, did_you_mean};
-use crate::model::{Address, Bridge, Family, Host, Vlan};
+use crate::model::{Address, Bridge, Family, Host, Nic, Vlan};
 use crate::source::Span;
 use crate::syntax::ast::{self, Text};
 
@@ -49,82 +50,229 @@ impl Checker<'_> {
 
     pub(super) fn host(&mut self, h: &ast::Host) -> HostCx {
         let before = self.error_count();
-        // Every interface of the host (NICs, bridges, VLAN subinterfaces) shares one namespace.
+        // Every interface of the host (NICs, bonds, bridges, VLAN subinterfaces) shares one
+        // namespace.
         let mut names: HashMap<String, Span> = HashMap::new();
-        let mut nics: Vec<String> = Vec::new();
-        for nic in &h.nics {
-            if self.own_interface_name(&nic.value, nic.span, &mut names) {
-                nics.push(nic.value.clone());
-            }
-        }
         let mut cx = HostCx {
             model: Host {
                 name: h.name.value.clone(),
                 management_server: !h.management_server.is_empty(),
                 agent: None,
-                nics: nics.clone(),
+                nics: Vec::new(),
+                bonds: Vec::new(),
                 bridges: Vec::new(),
             },
             name_span: h.name.span,
             incomplete: false,
             bridge_spans: HashMap::new(),
+            gateway_spans: Vec::new(),
+            link_spans: HashMap::new(),
         };
-        let mut gateways: BTreeMap<Family, Span> = BTreeMap::new();
+        for nic in &h.nics {
+            if self.own_interface_name(&nic.name.value, nic.name.span, &mut names) {
+                let mtu = nic.mtu.as_ref().and_then(|t| self.mtu(t));
+                cx.link_spans.insert(nic.name.value.clone(), nic.name.span);
+                cx.model.nics.push(Nic {
+                    name: nic.name.value.clone(),
+                    mtu,
+                });
+            }
+        }
+        for b in &h.bonds {
+            if let Some(bond) = self.bond(&mut cx, b, &mut names) {
+                cx.model.bonds.push(bond);
+            }
+        }
         let mut vlans_used: HashMap<u16, Span> = HashMap::new();
+        let mut untagged: HashMap<String, Span> = HashMap::new();
         for b in &h.bridges {
             self.own_interface_name(&b.name.value, b.name.span, &mut names);
-            let vlan = self.vlan_ref(&b.vlan).cloned();
-            let nic_ok = nics.contains(&b.nic.value);
-            if !nic_ok {
-                let mut d = Diag::new(
-                    Code::UnknownNic,
-                    format!("host `{}` has no NIC `{}`", h.name.value, b.nic.value),
-                )
-                .label(b.nic.span, "not a `nic` of this host");
-                d = d.help(
-                    match did_you_mean(&b.nic.value, nics.iter().map(String::as_str)) {
-                        Some(m) => m,
-                        None => format!("declare it with `nic {}` in the host block", b.nic.value),
-                    },
-                );
-                self.emit(d);
+            let vlan = b.vlan.as_ref().and_then(|t| self.vlan_ref(t).cloned());
+            let link_ok = self.bridge_link(&cx, b);
+            if let (Some(vlan), Some(t)) = (&vlan, &b.vlan) {
+                self.one_bridge_per_vlan(&h.name.value, vlan.id, t.span, &mut vlans_used);
             }
-            let Some(vlan) = vlan else { continue };
-            if let Some(first) = vlans_used.insert(vlan.id, b.vlan.span) {
-                let d = Diag::new(
-                    Code::DuplicateBridgeVlan,
-                    format!(
-                        "host `{}` has two bridges on VLAN {}",
-                        h.name.value, vlan.id
-                    ),
-                )
-                .label(b.vlan.span, "second bridge on this VLAN")
-                .label(first, "first bridge on this VLAN")
-                .help("a host has one bridge per VLAN");
-                self.emit(d);
+            if b.vlan.is_some() && vlan.is_none() {
+                continue; // an unknown VLAN: reported
             }
-            if nic_ok {
-                let port = format!("{}.{}", b.nic.value, vlan.id);
-                let span = Span::new(
-                    b.vlan.span.start.min(b.nic.span.start),
-                    b.nic.span.end.max(b.vlan.span.end),
-                );
-                self.interface_name(&port, span, &mut names);
+            if link_ok {
+                self.bridge_port(b, vlan.as_ref(), &mut names, &mut untagged);
+                if let Some(vlan) = &vlan {
+                    self.vlan_mtu(&cx, b, vlan);
+                }
             }
-            let addresses = self.bridge_addresses(&h.name.value, b, &vlan, &mut gateways);
+            let addresses = match &vlan {
+                Some(vlan) => self.bridge_addresses(&mut cx, b, vlan),
+                None => {
+                    self.addresses_without_vlan(b);
+                    Vec::new()
+                }
+            };
             // Kept even with a bad name or NIC (already reported, so no model comes out): later
             // checks then see the bridge and report no follow-on errors.
+            let vlan_span = b.vlan.as_ref().map_or(b.span, |t| t.span);
             cx.bridge_spans
-                .insert(b.name.value.clone(), (b.name.span, b.vlan.span));
+                .insert(b.name.value.clone(), (b.name.span, vlan_span));
             cx.model.bridges.push(Bridge {
                 name: b.name.value.clone(),
-                vlan: vlan.id,
+                vlan: vlan.as_ref().map(|v| v.id),
+                tagged: !b.untagged,
                 nic: b.nic.value.clone(),
                 addresses,
+                // An untagged bridge has its link's MTU (checked to be the VLAN's).
+                mtu: vlan.as_ref().and_then(|v| v.mtu).filter(|_| !b.untagged),
             });
         }
+        self.default_routes(h, &mut cx);
         cx.incomplete = self.error_count() > before;
         cx
+    }
+
+    fn one_bridge_per_vlan(
+        &mut self,
+        host: &str,
+        vlan: u16,
+        span: Span,
+        used: &mut HashMap<u16, Span>,
+    ) {
+        if let Some(first) = used.insert(vlan, span) {
+            let d = Diag::new(
+                Code::DuplicateBridgeVlan,
+                format!("host `{host}` has two bridges on VLAN {vlan}"),
+            )
+            .label(span, "second bridge on this VLAN")
+            .label(first, "first bridge on this VLAN")
+            .help("a host has one bridge per VLAN");
+            self.emit(d);
+        }
+    }
+
+    /// A bridge's link must be a NIC or bond of the host, and not a bond's slave.
+    fn bridge_link(&mut self, cx: &HostCx, b: &ast::Bridge) -> bool {
+        let host = &cx.model;
+        let link = &b.nic.value;
+        if host.bond(link).is_some() {
+            return true;
+        }
+        if host.nic(link).is_none() && cx.link_spans.contains_key(link) {
+            return false; // a bond with a mistake, reported with it
+        }
+        if host.nic(link).is_none() {
+            let links: Vec<&str> = host
+                .nics
+                .iter()
+                .map(|n| n.name.as_str())
+                .chain(host.bonds.iter().map(|b| b.name.as_str()))
+                .collect();
+            let d = Diag::new(
+                Code::UnknownNic,
+                format!("host `{}` has no NIC or bond `{link}`", host.name),
+            )
+            .label(b.nic.span, "not a `nic` or `bond` of this host")
+            .help(match did_you_mean(link, links.iter().copied()) {
+                Some(m) => m,
+                None => format!("declare it with `nic {link}` in the host block"),
+            });
+            self.emit(d);
+            return false;
+        }
+        if let Some(bond) = host.bond_of(link) {
+            let d = Diag::new(
+                Code::BondSlave,
+                format!("`{link}` is a slave of bond `{}`", bond.name),
+            )
+            .label(
+                b.nic.span,
+                "a bond's slave carries no bridge or VLAN of its own",
+            )
+            .label(cx.link_spans[&bond.name], "the bond")
+            .help(format!("put the bridge on `{}`", bond.name));
+            self.emit(d);
+            return false;
+        }
+        true
+    }
+
+    /// The bridge's port: the `<link>.<vlan>` subinterface (its name must fit), or the link
+    /// itself, which can be the port of one bridge only.
+    fn bridge_port(
+        &mut self,
+        b: &ast::Bridge,
+        vlan: Option<&Vlan>,
+        names: &mut HashMap<String, Span>,
+        untagged: &mut HashMap<String, Span>,
+    ) {
+        match vlan.filter(|_| !b.untagged) {
+            Some(vlan) => {
+                let port = format!("{}.{}", b.nic.value, vlan.id);
+                let t = b.vlan.as_ref().expect("a tagged bridge has a VLAN");
+                let span = Span::new(
+                    t.span.start.min(b.nic.span.start),
+                    b.nic.span.end.max(t.span.end),
+                );
+                if port.len() > IFNAME_MAX {
+                    self.derived_name_too_long(&port, &b.nic.value, vlan.id, span);
+                } else {
+                    self.interface_name(&port, span, names);
+                }
+            }
+            None => {
+                if let Some(first) = untagged.insert(b.nic.value.clone(), b.nic.span) {
+                    let d = Diag::repeated(
+                        Code::DuplicateBridgePort,
+                        format!("two bridges take the untagged frames of `{}`", b.nic.value),
+                        "enslaved",
+                        b.nic.span,
+                        first,
+                    )
+                    .help(
+                        "a link is the port of one bridge; put the other bridge on a VLAN \
+                         (`vlan N on …`)",
+                    );
+                    self.emit(d);
+                }
+            }
+        }
+    }
+
+    /// `<nic>.<vlan>` is derived, so the fix is a shorter NIC name.
+    fn derived_name_too_long(&mut self, port: &str, nic: &str, vlan: u16, span: Span) {
+        let room = IFNAME_MAX - (port.len() - nic.len());
+        let d = Diag::new(
+            Code::InterfaceNameTooLong,
+            format!(
+                "interface name `{port}` is {} bytes, Linux allows {IFNAME_MAX}",
+                port.len()
+            ),
+        )
+        .label(span, format!("`{nic}` and VLAN {vlan} make `{port}`"))
+        .help(format!(
+            "the name comes from the NIC's: rename `{nic}` to at most {room} bytes (a udev or \
+             systemd .link rule) with a prefix CloudStack's agent recognises as a NIC ({}), \
+             e.g. `eth{}`",
+            AGENT_NIC_PREFIXES.join(", "),
+            nic.bytes()
+                .rfind(u8::is_ascii_digit)
+                .map_or('0', char::from)
+        ));
+        self.emit(d);
+    }
+
+    /// Addresses need a VLAN's prefix.
+    fn addresses_without_vlan(&mut self, b: &ast::Bridge) {
+        if let Some(first) = b.addresses.first() {
+            let d = Diag::new(
+                Code::MissingSetting,
+                format!("bridge `{}` has addresses but no VLAN", b.name.value),
+            )
+            .label(first.span, "whose prefix?")
+            .label(b.span, "on no VLAN")
+            .help(format!(
+                "name the VLAN its untagged frames belong to: `bridge {} untagged vlan N on {}`",
+                b.name.value, b.nic.value
+            ));
+            self.emit(d);
+        }
     }
 
     /// Checks a NIC or bridge name as written and records it; false if it is unusable.
@@ -163,7 +311,12 @@ impl Checker<'_> {
                 ),
             )
             .label(span, format!("`{name}` is too long"))
-            .help("use a shorter name (the kernel's IFNAMSIZ is 16 bytes with the NUL)");
+            .help(format!(
+                "use a shorter name (the kernel's IFNAMSIZ is 16 bytes with the NUL); a NIC \
+                 renamed by a udev or .link rule must keep a prefix CloudStack's agent \
+                 recognises ({})",
+                AGENT_NIC_PREFIXES.join(", ")
+            ));
             self.emit(d);
             return false;
         }
@@ -185,11 +338,11 @@ impl Checker<'_> {
 
     pub(super) fn bridge_addresses(
         &mut self,
-        host: &str,
+        cx: &mut HostCx,
         b: &ast::Bridge,
         vlan: &Vlan,
-        gateways: &mut BTreeMap<Family, Span>,
     ) -> Vec<Address> {
+        let host = cx.model.name.clone();
         let mut out: Vec<(Address, Span)> = Vec::new();
         for t in &b.addresses {
             let Some(addr) = self.vlan_address(t, vlan, VlanAddressUse::Host) else {
@@ -218,18 +371,9 @@ impl Checker<'_> {
                 self.emit(d);
                 continue;
             }
-            self.host_addrs.insert(addr, (host.to_string(), t.span));
-            if subnet.gateway.is_some()
-                && let Some(first) = gateways.insert(family, t.span)
-            {
-                let d = Diag::new(
-                    Code::DuplicateDefaultGateway,
-                    format!("host `{host}` gets two {} default gateways", family.name()),
-                )
-                .label(t.span, format!("VLAN {} has a gateway, so this address routes by default", vlan.id))
-                .label(first, "and so does this one")
-                .help("a host has one default route per family: drop the gateway from one VLAN's prefix");
-                self.emit(d);
+            self.host_addrs.insert(addr, (host.clone(), t.span));
+            if subnet.gateway.is_some() {
+                cx.gateway_spans.push((vlan.id, family, t.span));
             }
             let net =
                 IpNet::new(addr, subnet.net.prefix_len()).expect("the VLAN's prefix length fits");
@@ -241,6 +385,8 @@ impl Checker<'_> {
                 t.span,
             ));
         }
+        // The order of the lines does not matter: IPv4 first.
+        out.sort_by_key(|(a, _)| Family::of_net(&a.net));
         out.into_iter().map(|(a, _)| a).collect()
     }
 

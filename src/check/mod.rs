@@ -7,9 +7,12 @@
 //! literals and [`cover`] finds allowed sources that add nothing.
 
 mod agents;
+mod allow;
 mod cover;
 mod firewall;
 mod hosts;
+mod links;
+mod routes;
 mod values;
 mod vips;
 mod vlans;
@@ -42,7 +45,7 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
     let vlans = cx.vlans(&file.vlans);
     let mut hosts = cx.hosts(&file.hosts);
     let defaults = cx.agent_defaults(&file.agents);
-    cx.agents(&file.hosts, &mut hosts, &defaults);
+    cx.agents(&file.hosts, &mut hosts, &defaults, &file.vips);
     let vips = cx.vips(&file.vips, &hosts);
     let policies = cx.policies(&file.firewalls, &hosts);
     if file.hosts.is_empty() {
@@ -57,6 +60,7 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
     let mut diags = cx.diags;
     diags.sort_by_key(|d| (d.span(), d.code));
     diags.dedup();
+    allow::apply(&mut diags, source);
     let ok = !diags.iter().any(Diag::is_error);
     Checked {
         topology: ok.then(|| Topology {
@@ -92,6 +96,10 @@ struct HostCx {
     incomplete: bool,
     /// Bridge name → (span of its name, span of its VLAN).
     bridge_spans: HashMap<String, (Span, Span)>,
+    /// Addresses on VLANs with a gateway of their family: (VLAN, family, address span).
+    gateway_spans: Vec<(u16, Family, Span)>,
+    /// NIC and bond name → span of its name.
+    link_spans: HashMap<String, Span>,
 }
 
 /// The site-wide agent settings, with defaults filled in.
@@ -101,6 +109,8 @@ struct Defaults {
     connect: Family,
     /// Each device's role, with the span it was set at (None: the default).
     devices: BTreeMap<Device, (Role, Option<Span>)>,
+    /// `servers …`: host= as stated (else the management servers in topology order).
+    servers: Option<Vec<(bool, Text)>>,
 }
 
 impl Checker<'_> {

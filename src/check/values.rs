@@ -10,6 +10,11 @@ use crate::syntax::ast::Text;
 
 /// Linux's IFNAMSIZ less the terminating NUL.
 pub const IFNAME_MAX: usize = 15;
+/// The names CloudStack's agent takes for a physical NIC under a bridge (besides `pNpN`):
+/// a renamed NIC must keep one of them.
+pub const AGENT_NIC_PREFIXES: [&str; 12] = [
+    "eth", "bond", "vlan", "vx", "em", "ens", "eno", "enp", "team", "enx", "dummy", "lo",
+];
 /// iptables chain names: XT_EXTENSION_MAXNAMELEN (29) less the NUL.
 pub const CHAIN_MAX: usize = 28;
 

@@ -9,7 +9,7 @@ use super::hosts::VlanAddressUse;
 use super::values::{bad_identifier, number};
 use super::{Checker, HostCx};
 use crate::diag::{Code, Diag};
-use crate::model::{Check, Family, Member, Vip, Vlan};
+use crate::model::{Check, Family, Member, Preempt, Vip, Vlan};
 use crate::source::Span;
 use crate::syntax::ast::{self, Text};
 
@@ -36,6 +36,7 @@ impl Checker<'_> {
                 Some(c) => self.check_script(&c),
                 None => Some(None),
             };
+            let preempt = self.preempt(v);
             let members = self.members(v, hosts, vlan.as_ref());
             let Some(vlan) = vlan else { continue };
             let addresses = self.vip_addresses(v, &vlan, &mut vip_addrs);
@@ -52,8 +53,8 @@ impl Checker<'_> {
                 .help("VRRP tells routers on one VLAN apart by id: pick another id (1–255)");
                 self.emit(d);
             }
-            if let (true, Some((router_id, _)), Some(members), Some(check)) =
-                (name_ok, router_id, members, check)
+            if let (true, Some((router_id, _)), Some(members), Some(check), Some(preempt)) =
+                (name_ok, router_id, members, check, preempt)
             {
                 out.push(Vip {
                     name: v.name.value.clone(),
@@ -62,6 +63,7 @@ impl Checker<'_> {
                     router_id,
                     members,
                     check,
+                    preempt,
                 });
             }
         }
@@ -94,16 +96,50 @@ impl Checker<'_> {
         true
     }
 
+    /// `nopreempt` or `preempt-delay N` (not both); `None`: a mistake (reported).
+    pub(super) fn preempt(&mut self, v: &ast::Vip) -> Option<Preempt> {
+        self.single(&v.nopreempt, "nopreempt", |s| *s);
+        let delay = self
+            .single(&v.preempt_delays, "preempt-delay", |t| t.span)
+            .cloned();
+        match (v.nopreempt.first(), delay) {
+            (Some(no), Some(delay)) => {
+                let d = Diag::new(
+                    Code::DuplicateSetting,
+                    format!(
+                        "VIP `{}` has both `nopreempt` and `preempt-delay`",
+                        v.name.value
+                    ),
+                )
+                .label(delay.span, "a delay before preempting")
+                .label(*no, "but never preempting")
+                .help("keep one: `nopreempt` (never take the VIP back) or `preempt-delay SECONDS`");
+                self.emit(d);
+                None
+            }
+            (Some(_), None) => Some(Preempt::No),
+            (None, Some(t)) => {
+                let n = number(&t, "preempt delay", 0, 1000, Code::BadNumber);
+                self.ok(n).map(|n| Preempt::Delay(n as u16))
+            }
+            (None, None) => Some(Preempt::Yes),
+        }
+    }
+
     /// `Some(None)`: no check; `None`: a bad one (already reported).
     pub(super) fn check_script(&mut self, c: &ast::Check) -> Option<Option<Check>> {
         let mut ok = true;
-        if !c.script.value.starts_with('/') {
+        let program = c.script.value.split_whitespace().next().unwrap_or("");
+        if !program.starts_with('/') {
             let d = Diag::new(
                 Code::RelativePath,
                 format!("check script `{}` is not an absolute path", c.script.value),
             )
             .label(c.script.span, "keepalived runs scripts by absolute path")
-            .help("write the full path, e.g. `/usr/local/bin/check-mariadb`");
+            .help(
+                "write the full path, e.g. `/usr/local/bin/check-mariadb` or \
+                 `/usr/bin/mysqladmin ping`",
+            );
             self.emit(d);
             ok = false;
         }
@@ -295,6 +331,8 @@ impl Checker<'_> {
             let len = vlan.subnet(family).expect("checked").net.prefix_len();
             out.push((IpNet::new(addr, len).expect("VLAN prefix length"), t.span));
         }
+        // The order of the lines does not matter: IPv4 first.
+        out.sort_by_key(|(a, _)| Family::of_net(a));
         out.into_iter().map(|(a, _)| a).collect()
     }
 }

@@ -41,11 +41,14 @@ impl Checker<'_> {
             if self.error_count() > before {
                 self.incomplete_vlans.insert(id);
             }
+            let mtu = self.single(&v.mtus, "mtu", |t| t.span).cloned();
+            let mtu = mtu.and_then(|t| self.mtu(&t));
             let vlan = Vlan {
                 id,
                 name: v.name.value.clone(),
                 role,
                 subnets,
+                mtu,
             };
             self.vlans.insert(id, (vlan, v.id.span));
             order.push(id);

@@ -117,6 +117,8 @@ fn net(kernel: &mut Kernel, op: &NetOp) -> io::Result<()> {
         NetOp::DelLink { name, .. } => kernel.del_link(name),
         NetOp::SetMaster { link, master, .. } => kernel.set_master(link, master.as_deref()),
         NetOp::SetUp { link, up } => kernel.set_up(link, *up),
+        NetOp::SetMtu { link, mtu, .. } => kernel.set_mtu(link, *mtu),
+        NetOp::SetRa { link, ra, .. } => kernel.set_ra(link, *ra),
         NetOp::AddAddr { dev, net, proto } => kernel.add_addr(dev, *net, *proto),
         NetOp::DelAddr { dev, net, .. } => kernel.del_addr(dev, *net),
         NetOp::AddRoute {

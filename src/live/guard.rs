@@ -278,21 +278,27 @@ mod tests {
     #[test]
     fn a_vlan_id_change_under_the_session_bridge_is_refused() {
         use crate::live::net::{ALIAS, plan};
-        use crate::model::{Address, Bridge, Host};
+        use crate::model::{Address, Bridge, Host, Nic};
         let bridge = |vlan| Bridge {
             name: "br5".into(),
-            vlan,
+            vlan: Some(vlan),
+            tagged: true,
             nic: "eno1".into(),
             addresses: vec![Address {
                 net: "10.0.5.2/24".parse().unwrap(),
                 gateway: None,
             }],
+            mtu: None,
         };
         let host = Host {
             name: "h".into(),
             management_server: false,
             agent: None,
-            nics: vec!["eno1".into()],
+            nics: vec![Nic {
+                name: "eno1".into(),
+                mtu: None,
+            }],
+            bonds: vec![],
             bridges: vec![bridge(6)],
         };
         let mut live = live();

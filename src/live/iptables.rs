@@ -1,6 +1,6 @@
 //! Planning a live iptables change: only netc's chains, atomically, never a whole table.
 //!
-//! Input: the rendered rules file (rules.v4 or rules.v6: netc's chains and its INPUT jumps),
+//! Input: the rendered rules file (netc.v4 or netc.v6: netc's chains, declared and filled),
 //! the live `iptables-save -t filter` output, and the chains netc owned before (what it
 //! recorded when it last loaded them, and what its installed rules file declares). Output:
 //! nothing to do, or one payload for `iptables-restore --noflush`, which flushes only the
@@ -153,8 +153,9 @@ pub fn plan(rendered: &str, live: &str, before: &[String]) -> Plan {
 
 /// The `--noflush` input that takes a table where [`plan`] was carried out (netc's chains as
 /// rendered, one INPUT jump each; the stale ones of `owned_before` gone) back to `before`:
-/// each chain as it was, or gone if it was not there, with as many INPUT jumps as there were
-/// (their positions are not restored).
+/// each chain as it was, or gone if it was not there, and INPUT's jumps to netc's chains
+/// where they were: the apply's are taken out, and `before`'s put back at their places among
+/// the other INPUT rules (which netc never touches).
 pub fn undo(rendered: &str, before: &str, owned_before: &[String]) -> String {
     let want = table(rendered);
     let had = table(before);
@@ -166,14 +167,18 @@ pub fn undo(rendered: &str, before: &str, owned_before: &[String]) -> String {
     let stale = stale(&want, &had, owned_before);
     let all: Vec<&String> = owned.iter().chain(&stale).copied().collect();
     let mut body: Vec<String> = all.iter().map(|c| format!(":{c} - [0:0]")).collect();
-    let input = had.chains.get("INPUT").cloned().unwrap_or_default();
     for chain in &all {
         body.extend(had.chains.get(*chain).into_iter().flatten().cloned());
-        let jump = format!("-A INPUT -j {chain}");
-        let live_now = usize::from(owned.contains(chain));
-        match input.iter().filter(|r| **r == jump).count() {
-            0 if live_now == 1 => body.push(format!("-D INPUT -j {chain}")),
-            n => body.extend((live_now..n).map(|_| jump.clone())),
+    }
+    body.extend(owned.iter().map(|c| format!("-D INPUT -j {c}")));
+    let (mut other, mut put_back) = (0, 0);
+    for rule in had.chains.get("INPUT").into_iter().flatten() {
+        match rule.strip_prefix("-A INPUT -j ") {
+            Some(c) if all.iter().any(|a| *a == c) => {
+                put_back += 1;
+                body.push(format!("-I INPUT {} -j {c}", other + put_back));
+            }
+            _ => other += 1,
         }
     }
     for chain in owned.iter().filter(|c| !had.chains.contains_key(**c)) {
@@ -272,7 +277,7 @@ mod tests {
         assert!(!left_by(&r, RENDERED));
         let u = undo(&renamed, RENDERED, &["CS".into()]);
         assert!(
-            u.contains(":CS - [0:0]") && u.contains("-A INPUT -j CS"),
+            u.contains(":CS - [0:0]") && u.contains("-I INPUT 1 -j CS"),
             "{u}"
         );
         assert!(u.contains("-D INPUT -j NEW") && u.contains("-X NEW"), "{u}");
@@ -280,5 +285,20 @@ mod tests {
         // A chain netc never owned is never removed.
         let p = plan(&renamed, RENDERED, &[]);
         assert!(!p.restore.unwrap().contains("-X CS"));
+    }
+
+    /// The undo puts netc's INPUT jumps back where they were among the other rules, in their
+    /// order, whatever order the apply left them in.
+    #[test]
+    fn the_undo_puts_jumps_back_in_their_places() {
+        let two = "*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A A -j RETURN\n-A B -j RETURN\nCOMMIT\n";
+        let before = "*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n:LIBVIRT_INP - [0:0]\n\
+                      -A INPUT -j LIBVIRT_INP\n-A INPUT -j B\n-A INPUT -p tcp -j ACCEPT\n-A INPUT -j A\n\
+                      -A A -j RETURN\n-A B -j RETURN\nCOMMIT\n";
+        let u = undo(two, before, &[]);
+        assert!(
+            u.ends_with("-D INPUT -j A\n-D INPUT -j B\n-I INPUT 2 -j B\n-I INPUT 4 -j A\nCOMMIT\n"),
+            "{u}"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod netlink;
 pub mod plan;
 pub mod probe;
 pub mod properties;
+pub mod retired;
 pub mod rollback;
 pub mod state;
 pub mod step;

@@ -1,10 +1,10 @@
 //! A host's network as the topology wants it and as the kernel has it, and the changes
-//! between: links (bridges, 802.1Q subinterfaces, NICs), bridge ports, addresses and
-//! default routes — and the kernel's side effects of those changes, planned as steps of
-//! their own: removing an IPv4 primary address makes the kernel drop the secondaries of its
-//! subnet (`promote_secondaries` is off by default) and, with the device's last address,
-//! the routes through it; the plan takes such addresses and routes out first and puts them
-//! back after, so the journal and the lockout guard see them.
+//! between: links (bridges, bonds, 802.1Q subinterfaces, NICs), bridge and bond ports, MTUs,
+//! addresses and default routes — and the kernel's side effects of those changes, planned as
+//! steps of their own: removing an IPv4 primary address makes the kernel drop the
+//! secondaries of its subnet (`promote_secondaries` is off by default) and, with the
+//! device's last address, the routes through it; the plan takes such addresses and routes
+//! out first and puts them back after, so the journal and the lockout guard see them.
 //!
 //! Pure data and decisions; [`super::netlink`] reads and writes the kernel.
 //!
@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Bridge, Family, Host};
+use crate::model::{Bond, BondMode, Bridge, Family, Host};
 
 /// The alias (`ip link set X alias netc`) that marks a link netc created.
 pub const ALIAS: &str = "netc";
@@ -34,6 +34,29 @@ pub const PROTO: u8 = 78;
 pub enum LinkKind {
     Bridge,
     Vlan { parent: String, id: u16 },
+    Bond(BondSpec),
+}
+
+/// What a bond is created with (the kernel takes these only while it has no slaves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BondSpec {
+    pub mode: BondMode,
+    pub miimon: u32,
+    /// `slow` or `fast` (802.3ad).
+    pub lacp_rate: Option<String>,
+    /// The kernel's name (`layer3+4`).
+    pub xmit_hash_policy: Option<String>,
+}
+
+impl BondSpec {
+    pub fn of(bond: &Bond) -> BondSpec {
+        BondSpec {
+            mode: bond.mode,
+            miimon: bond.miimon,
+            lacp_rate: bond.lacp_rate.clone(),
+            xmit_hash_policy: bond.xmit_hash_policy.clone(),
+        }
+    }
 }
 
 impl fmt::Display for LinkKind {
@@ -41,6 +64,7 @@ impl fmt::Display for LinkKind {
         match self {
             LinkKind::Bridge => f.write_str("bridge"),
             LinkKind::Vlan { parent, id } => write!(f, "VLAN {id} on {parent}"),
+            LinkKind::Bond(spec) => write!(f, "bond, {}", spec.mode.name()),
         }
     }
 }
@@ -57,6 +81,8 @@ pub enum LiveKind {
         parent: String,
         id: u16,
     },
+    /// A bond, with what it was created with.
+    Bond(BondSpec),
     /// Any other kind, by the kernel's name for it (`veth`, `bond`, `macvlan`, …).
     Other(String),
 }
@@ -67,6 +93,7 @@ impl fmt::Display for LiveKind {
             LiveKind::Plain => f.write_str("plain"),
             LiveKind::Bridge => f.write_str("bridge"),
             LiveKind::Vlan { .. } => f.write_str("vlan"),
+            LiveKind::Bond(_) => f.write_str("bond"),
             LiveKind::Other(name) => f.write_str(name),
         }
     }
@@ -80,6 +107,9 @@ pub struct LiveLink {
     pub master: Option<String>,
     pub up: bool,
     pub alias: Option<String>,
+    pub mtu: u32,
+    /// IPv6 router advertisements: (accept_ra, autoconf); None without IPv6 on the link.
+    pub ra: Option<(i32, i32)>,
 }
 
 impl LiveLink {
@@ -95,6 +125,7 @@ impl LiveLink {
                 parent: parent.clone(),
                 id: *id,
             }),
+            LiveKind::Bond(spec) => Some(LinkKind::Bond(spec.clone())),
             _ => None,
         }
     }
@@ -173,6 +204,17 @@ pub enum NetOp {
         link: String,
         up: bool,
     },
+    SetMtu {
+        link: String,
+        mtu: u32,
+        was: u32,
+    },
+    /// `net.ipv6.conf.<link>.accept_ra` and `.autoconf`.
+    SetRa {
+        link: String,
+        ra: (i32, i32),
+        was: (i32, i32),
+    },
     AddAddr {
         dev: String,
         net: IpNet,
@@ -212,6 +254,16 @@ impl NetOp {
                 was: master,
             },
             SetUp { link, up } => SetUp { link, up: !up },
+            SetMtu { link, mtu, was } => SetMtu {
+                link,
+                mtu: was,
+                was: mtu,
+            },
+            SetRa { link, ra, was } => SetRa {
+                link,
+                ra: was,
+                was: ra,
+            },
             AddAddr { dev, net, proto } => DelAddr { dev, net, proto },
             DelAddr { dev, net, proto } => AddAddr { dev, net, proto },
             AddRoute {
@@ -251,6 +303,12 @@ impl fmt::Display for NetOp {
             }
             NetOp::SetUp { link, up: true } => write!(f, "~ {link}: down → up"),
             NetOp::SetUp { link, up: false } => write!(f, "~ {link}: up → down"),
+            NetOp::SetMtu { link, mtu, was } => write!(f, "~ {link}: mtu {was} → {mtu}"),
+            NetOp::SetRa { link, ra, was } => write!(
+                f,
+                "~ {link}: IPv6 accept_ra {}, autoconf {} → {}, {}",
+                was.0, was.1, ra.0, ra.1
+            ),
             NetOp::AddAddr { dev, net, .. } => write!(f, "+ address {net} on {dev}"),
             NetOp::DelAddr { dev, net, .. } => write!(f, "- address {net} on {dev}"),
             NetOp::AddRoute {
@@ -303,6 +361,10 @@ struct Phases {
     remove: Vec<NetOp>,
     create: Vec<NetOp>,
     ports: Vec<NetOp>,
+    /// (depth: NIC or bond 0, subinterface 1, bridge 2; the change).
+    mtu: Vec<(u8, NetOp)>,
+    /// Router advertisements off, before the bridge comes up.
+    ra: Vec<NetOp>,
     up: Vec<NetOp>,
     addrs: Vec<NetOp>,
     /// What the kernel would drop as a side effect, put back.
@@ -315,18 +377,29 @@ pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
     let mut ph = Phases::default();
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     for nic in &host.nics {
-        wanted.insert(nic.clone());
-        match live.link(nic) {
+        wanted.insert(nic.name.clone());
+        match live.link(&nic.name) {
             None => p.refusals.push(format!(
-                "NIC {nic} does not exist on this host (netc does not create NICs; `ip -br link` \
-                 lists what there is)"
+                "NIC {} does not exist on this host (netc does not create NICs; `ip -br link` \
+                 lists what there is)",
+                nic.name
             )),
-            Some(l) => set_up(l, &mut ph),
+            Some(l) => {
+                set_up(l, &mut ph);
+                // A slave takes its bond's MTU.
+                if host.bond_of(&nic.name).is_none() {
+                    set_mtu(l, nic.mtu, 0, &mut ph);
+                }
+            }
         }
+    }
+    for b in &host.bonds {
+        wanted.insert(b.name.clone());
+        bond(b, live, &mut p, &mut ph);
     }
     for b in &host.bridges {
         wanted.insert(b.name.clone());
-        if bridge(b, live, &mut p, &mut ph) {
+        if bridge(host, b, live, &mut p, &mut ph) {
             wanted.insert(b.port());
         }
     }
@@ -339,14 +412,21 @@ pub fn plan(host: &Host, live: &LiveNet) -> NetPlan {
 }
 
 impl Phases {
-    /// The changes in an order the kernel accepts.
-    fn in_order(self) -> Vec<NetOp> {
+    /// The changes in an order the kernel accepts. MTUs: a link's before the links on it
+    /// when raising, after them when lowering (so the undo, in reverse, works too).
+    fn in_order(mut self) -> Vec<NetOp> {
+        let raise = |op: &NetOp| matches!(op, NetOp::SetMtu { mtu, was, .. } if mtu > was);
+        self.mtu
+            .sort_by_key(|(depth, op)| if raise(op) { *depth } else { 2 - *depth });
+        let mtu = self.mtu.into_iter().map(|(_, op)| op).collect();
         [
             self.remove_routes,
             self.remove_addrs,
             self.remove,
             self.create,
             self.ports,
+            mtu,
+            self.ra,
             self.up,
             self.addrs,
             self.readd,
@@ -365,6 +445,29 @@ fn set_up(l: &LiveLink, ph: &mut Phases) {
     }
 }
 
+/// The MTU the topology sets, if it sets one and the link has another. A link netc creates
+/// in this plan (`live` None) starts at the kernel's 1500.
+fn set_mtu_of(name: &str, live: Option<&LiveLink>, mtu: Option<u16>, depth: u8, ph: &mut Phases) {
+    let Some(mtu) = mtu.map(u32::from) else {
+        return;
+    };
+    let was = live.map_or(1500, |l| l.mtu);
+    if was != mtu {
+        ph.mtu.push((
+            depth,
+            NetOp::SetMtu {
+                link: name.to_string(),
+                mtu,
+                was,
+            },
+        ));
+    }
+}
+
+fn set_mtu(l: &LiveLink, mtu: Option<u16>, depth: u8, ph: &mut Phases) {
+    set_mtu_of(&l.name, Some(l), mtu, depth, ph);
+}
+
 /// Refuses a name libvirt or CloudStack use; true if it is one.
 fn refuse_foreign(name: &str, p: &mut NetPlan) -> bool {
     let foreign = foreign_name(name);
@@ -377,14 +480,76 @@ fn refuse_foreign(name: &str, p: &mut NetPlan) -> bool {
     foreign
 }
 
-/// A bridge and its 802.1Q port: created where missing, the port enslaved, both up. False
-/// if netc refuses to manage them.
-fn bridge(b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool {
+/// A bond: created where missing with its mode and settings, its slaves enslaved (each
+/// down while it is), up, with its MTU.
+fn bond(b: &Bond, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
+    if refuse_foreign(&b.name, p) {
+        return;
+    }
+    let spec = BondSpec::of(b);
+    let found = live.link(&b.name);
+    match found {
+        None => {
+            ph.create.push(NetOp::AddLink {
+                name: b.name.clone(),
+                kind: LinkKind::Bond(spec.clone()),
+            });
+            ph.up.push(NetOp::SetUp {
+                link: b.name.clone(),
+                up: true,
+            });
+        }
+        Some(l) => match &l.kind {
+            LiveKind::Bond(have) if have.mode != spec.mode => p.refusals.push(format!(
+                "{} is a bond in mode {}, not {}; the kernel changes a bond's mode only without \
+                 slaves (ifdown it, or ip link del {})",
+                b.name,
+                have.mode.name(),
+                spec.mode.name(),
+                b.name
+            )),
+            LiveKind::Bond(_) => set_up(l, ph),
+            other => p.refusals.push(format!(
+                "{} exists but is a {other} link, not a bond; netc does not change the kind of \
+                 a link",
+                b.name
+            )),
+        },
+    }
+    set_mtu_of(&b.name, found, b.mtu, 0, ph);
+    for slave in &b.slaves {
+        let Some(l) = live.link(slave) else { continue }; // refused with the NIC
+        if l.master.as_deref() == Some(&b.name) {
+            continue;
+        }
+        if l.up {
+            // The bonding driver takes a slave that is down; it comes up again below.
+            ph.ports.push(NetOp::SetUp {
+                link: slave.clone(),
+                up: false,
+            });
+            ph.up.push(NetOp::SetUp {
+                link: slave.clone(),
+                up: true,
+            });
+        }
+        ph.ports.push(NetOp::SetMaster {
+            link: slave.clone(),
+            master: Some(b.name.clone()),
+            was: l.master.clone(),
+        });
+    }
+}
+
+/// A bridge and its port (an 802.1Q subinterface, or the NIC or bond itself): created where
+/// missing, the port enslaved, both up. False if netc refuses to manage them.
+fn bridge(host: &Host, b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool {
     let port = b.port();
     if refuse_foreign(&b.name, p) | refuse_foreign(&port, p) {
         return false;
     }
-    match live.link(&b.name) {
+    let found = live.link(&b.name);
+    match found {
         None => {
             ph.create.push(NetOp::AddLink {
                 name: b.name.clone(),
@@ -401,13 +566,19 @@ fn bridge(b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool 
         )),
         Some(l) => set_up(l, ph),
     }
+    set_mtu_of(&b.name, found, b.mtu, 2, ph);
+    no_router_advertisements(b, found, ph);
+    let Some(id) = b.tag() else {
+        untagged_port(b, live, ph);
+        return true;
+    };
     let Some(l) = live.link(&port) else {
-        if live.link(&b.nic).is_some() {
+        if live.link(&b.nic).is_some() || host.bond(&b.nic).is_some() {
             ph.create.push(NetOp::AddLink {
                 name: port.clone(),
                 kind: LinkKind::Vlan {
                     parent: b.nic.clone(),
-                    id: b.vlan,
+                    id,
                 },
             });
             ph.ports.push(NetOp::SetMaster {
@@ -415,6 +586,7 @@ fn bridge(b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool 
                 master: Some(b.name.clone()),
                 was: None,
             });
+            set_mtu_of(&port, None, b.mtu, 1, ph);
             ph.up.push(NetOp::SetUp {
                 link: port,
                 up: true,
@@ -423,11 +595,11 @@ fn bridge(b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool 
         return true;
     };
     match &l.kind {
-        LiveKind::Vlan { parent, id } if (parent, *id) != (&b.nic, b.vlan) => {
+        LiveKind::Vlan { parent, id: have } if (parent, *have) != (&b.nic, id) => {
             p.refusals.push(format!(
-                "{port} is VLAN {id} on {parent}, not VLAN {} on {}; netc does not change \
+                "{port} is VLAN {have} on {parent}, not VLAN {id} on {}; netc does not change \
                  links it finds (delete it: ip link del {port})",
-                b.vlan, b.nic
+                b.nic
             ))
         }
         LiveKind::Vlan { .. } => {}
@@ -452,8 +624,43 @@ fn bridge(b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) -> bool 
             was: None,
         });
     }
+    set_mtu(l, b.mtu, 1, ph);
     set_up(l, ph);
     true
+}
+
+/// A bridge without an IPv6 gateway takes no router advertisements (a user VLAN's routers
+/// must not give the host an address and a default route there): accept_ra and autoconf 0,
+/// set before it comes up. A bridge netc creates in this plan starts with the kernel's 1, 1.
+fn no_router_advertisements(b: &Bridge, live: Option<&LiveLink>, ph: &mut Phases) {
+    let v6_gateway = b.address(Family::V6).is_some_and(|a| a.gateway.is_some());
+    let was = match live {
+        None => (1, 1),
+        Some(l) => match l.ra {
+            Some(ra) => ra,
+            None => return, // no IPv6 on it
+        },
+    };
+    if !v6_gateway && was != (0, 0) {
+        ph.ra.push(NetOp::SetRa {
+            link: b.name.clone(),
+            ra: (0, 0),
+            was,
+        });
+    }
+}
+
+/// An untagged bridge's port is the NIC or bond itself (made and set up with the host's
+/// links): put it in the bridge.
+fn untagged_port(b: &Bridge, live: &LiveNet, ph: &mut Phases) {
+    let l = live.link(&b.nic);
+    if l.is_none_or(|l| l.master.as_deref() != Some(&b.name)) {
+        ph.ports.push(NetOp::SetMaster {
+            link: b.nic.clone(),
+            master: Some(b.name.clone()),
+            was: l.and_then(|l| l.master.clone()),
+        });
+    }
 }
 
 fn addresses(host: &Host, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
@@ -621,9 +828,14 @@ pub fn removes_way_to(op: &NetOp, route: &LiveRoute) -> bool {
 /// something netc did not add hangs on them.
 fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: &mut Phases) {
     let going = |l: &LiveLink| l.owned() && !wanted.contains(&l.name) && !foreign_name(&l.name);
-    // Ports first, then bridges, so no bridge goes while a port still points at it.
+    // Ports first, so no bridge goes while a port still points at it.
     let mut order: Vec<&LiveLink> = live.links.iter().filter(|l| going(l)).collect();
-    order.sort_by_key(|l| l.is_bridge());
+    // Subinterfaces, then bridges, then bonds (deleting a bond would take its VLANs along).
+    order.sort_by_key(|l| match l.kind {
+        LiveKind::Bridge => 1,
+        LiveKind::Bond(_) => 2,
+        _ => 0,
+    });
     for l in order {
         let Some(kind) = l.managed_kind() else {
             p.notes.push(format!(
@@ -696,22 +908,28 @@ fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Address, Bridge};
+    use crate::model::{Address, Bond, BondMode, Bridge, Nic};
 
     fn host() -> Host {
         Host {
             name: "h".into(),
             management_server: false,
             agent: None,
-            nics: vec!["eno1".into()],
+            nics: vec![Nic {
+                name: "eno1".into(),
+                mtu: None,
+            }],
+            bonds: vec![],
             bridges: vec![Bridge {
                 name: "br5".into(),
-                vlan: 5,
+                vlan: Some(5),
+                tagged: true,
                 nic: "eno1".into(),
                 addresses: vec![Address {
                     net: "10.0.5.2/24".parse().unwrap(),
                     gateway: Some("10.0.5.1".parse().unwrap()),
                 }],
+                mtu: None,
             }],
         }
     }
@@ -721,6 +939,7 @@ mod tests {
             name: name.into(),
             kind,
             up: true,
+            mtu: 1500,
             ..LiveLink::default()
         }
     }
@@ -732,6 +951,7 @@ mod tests {
                 link("eno1", LiveKind::Plain),
                 LiveLink {
                     alias: Some(ALIAS.into()),
+                    ra: Some((0, 0)),
                     ..link("br5", LiveKind::Bridge)
                 },
                 LiveLink {
@@ -768,6 +988,13 @@ mod tests {
     #[test]
     fn an_applied_host_needs_nothing_and_every_op_undoes() {
         assert_eq!(plan(&host(), &applied()), NetPlan::default());
+        // Router advertisements turned back on by hand: turned off again, nothing else.
+        let mut drifted = applied();
+        drifted.links[1].ra = Some((1, 0));
+        assert_eq!(
+            lines(&plan(&host(), &drifted)),
+            ["~ br5: IPv6 accept_ra 1, autoconf 0 → 0, 0"]
+        );
         let fresh = LiveNet {
             links: vec![link("eno1", LiveKind::Plain)],
             ..LiveNet::default()
@@ -779,6 +1006,7 @@ mod tests {
                 "+ link br5 (bridge)",
                 "+ link eno1.5 (VLAN 5 on eno1)",
                 "~ eno1.5: master none → br5",
+                "~ br5: IPv6 accept_ra 1, autoconf 1 → 0, 0",
                 "~ br5: down → up",
                 "~ eno1.5: down → up",
                 "+ address 10.0.5.2/24 on br5",
@@ -838,6 +1066,103 @@ mod tests {
         // br5 goes (netc made it), and nothing touches virbr0.
         assert!(
             lines(&p).contains(&"- link br5 (bridge)".to_string()),
+            "{p:?}"
+        );
+    }
+
+    /// The advanced zone's layout: a bond of two NICs with jumbo frames, an untagged bridge
+    /// on it and a storage VLAN bridge.
+    fn bonded() -> Host {
+        let nic = |n: &str| Nic {
+            name: n.into(),
+            mtu: None,
+        };
+        Host {
+            name: "kvm".into(),
+            management_server: false,
+            agent: None,
+            nics: vec![nic("eno1"), nic("eno2")],
+            bonds: vec![Bond {
+                name: "bond0".into(),
+                slaves: vec!["eno1".into(), "eno2".into()],
+                mode: BondMode::Lacp,
+                miimon: 100,
+                lacp_rate: Some("fast".into()),
+                xmit_hash_policy: None,
+                primary: None,
+                mtu: Some(9000),
+            }],
+            bridges: vec![
+                Bridge {
+                    name: "cloudbr0".into(),
+                    vlan: Some(100),
+                    tagged: false,
+                    nic: "bond0".into(),
+                    addresses: vec![],
+                    mtu: None,
+                },
+                Bridge {
+                    name: "br200".into(),
+                    vlan: Some(200),
+                    tagged: true,
+                    nic: "bond0".into(),
+                    addresses: vec![],
+                    mtu: Some(9000),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_bond_is_made_with_its_slaves_down_then_mtus_parents_first() {
+        let fresh = LiveNet {
+            links: vec![link("eno1", LiveKind::Plain), link("eno2", LiveKind::Plain)],
+            ..LiveNet::default()
+        };
+        let p = plan(&bonded(), &fresh);
+        assert_eq!(
+            lines(&p),
+            [
+                "+ link bond0 (bond, 802.3ad)",
+                "+ link cloudbr0 (bridge)",
+                "+ link br200 (bridge)",
+                "+ link bond0.200 (VLAN 200 on bond0)",
+                "~ eno1: up → down",
+                "~ eno1: master none → bond0",
+                "~ eno2: up → down",
+                "~ eno2: master none → bond0",
+                "~ bond0: master none → cloudbr0",
+                "~ bond0.200: master none → br200",
+                "~ bond0: mtu 1500 → 9000",
+                "~ bond0.200: mtu 1500 → 9000",
+                "~ br200: mtu 1500 → 9000",
+                "~ cloudbr0: IPv6 accept_ra 1, autoconf 1 → 0, 0",
+                "~ br200: IPv6 accept_ra 1, autoconf 1 → 0, 0",
+                "~ bond0: down → up",
+                "~ eno1: down → up",
+                "~ eno2: down → up",
+                "~ cloudbr0: down → up",
+                "~ br200: down → up",
+                "~ bond0.200: down → up",
+            ]
+        );
+        for op in &p.ops {
+            assert_eq!(op.inverse().inverse(), *op);
+        }
+        // A bond found in another mode is refused, not changed.
+        let mut live = fresh.clone();
+        live.links.push(link(
+            "bond0",
+            LiveKind::Bond(BondSpec {
+                mode: BondMode::ActiveBackup,
+                miimon: 100,
+                lacp_rate: None,
+                xmit_hash_policy: None,
+            }),
+        ));
+        let p = plan(&bonded(), &live);
+        assert!(
+            p.refusals[0].starts_with("bond0 is a bond in mode active-backup, not 802.3ad"),
             "{p:?}"
         );
     }

@@ -12,16 +12,18 @@ use rtnetlink::packet_route::address::{
     AddressAttribute, AddressHeaderFlags, AddressMessage, AddressProtocol,
 };
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BondLacpRate, BondMode as KernelBondMode, BondXmitHashPolicy,
+    InfoBond, InfoData, InfoKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
 };
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVlan, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan, RouteMessageBuilder};
 
 use ipnet::IpNet;
 
-use super::net::{ALIAS, LinkKind, LiveAddr, LiveKind, LiveLink, LiveNet, LiveRoute};
+use super::net::{ALIAS, BondSpec, LinkKind, LiveAddr, LiveKind, LiveLink, LiveNet, LiveRoute};
+use crate::model::BondMode;
 
 pub struct Kernel {
     runtime: tokio::runtime::Runtime,
@@ -111,6 +113,7 @@ impl Kernel {
                     let parent = index(&h, parent).await?;
                     LinkVlan::new(name, parent, *id).build()
                 }
+                LinkKind::Bond(spec) => bond_message(name, spec),
             };
             h.link()
                 .add(message)
@@ -166,6 +169,31 @@ impl Kernel {
                 .await
                 .map_err(err)
         })
+    }
+
+    pub fn set_mtu(&mut self, link: &str, mtu: u32) -> io::Result<()> {
+        self.write(|h| async move {
+            let builder = LinkUnspec::new_with_index(index(&h, link).await?).mtu(mtu);
+            h.link()
+                .change(builder.build())
+                .execute()
+                .await
+                .map_err(err)
+        })
+    }
+
+    /// IPv6 router advertisements of a link: `net.ipv6.conf.<link>.accept_ra` and
+    /// `.autoconf`. The kernel reports them over rtnetlink but takes them only through
+    /// /proc/sys (of the caller's network namespace).
+    pub fn set_ra(&mut self, link: &str, (accept_ra, autoconf): (i32, i32)) -> io::Result<()> {
+        if link.contains('/') || link == "." || link == ".." {
+            return Err(io::Error::other(format!("{link} is not a link name")));
+        }
+        let dir = std::path::Path::new("/proc/sys/net/ipv6/conf").join(link);
+        std::fs::write(dir.join("accept_ra"), format!("{accept_ra}\n"))?;
+        std::fs::write(dir.join("autoconf"), format!("{autoconf}\n"))?;
+        self.writes += 1;
+        Ok(())
     }
 
     pub fn set_up(&mut self, link: &str, up: bool) -> io::Result<()> {
@@ -242,6 +270,66 @@ impl Kernel {
     }
 }
 
+/// A new bond with its mode and the settings the kernel takes only before it has slaves.
+fn bond_message(name: &str, spec: &BondSpec) -> LinkMessage {
+    let mut bond = LinkBond::new(name)
+        .mode(KernelBondMode::from(spec.mode.number()))
+        .miimon(spec.miimon);
+    if let Some(rate) = &spec.lacp_rate {
+        let rate = if rate == "fast" {
+            BondLacpRate::Fast
+        } else {
+            BondLacpRate::Slow
+        };
+        bond = bond.ad_lacp_rate(rate);
+    }
+    if let Some(policy) = &spec.xmit_hash_policy {
+        let known = (0..=5u8)
+            .map(BondXmitHashPolicy::from)
+            .find(|p| p.to_string() == *policy);
+        if let Some(p) = known {
+            bond = bond.xmit_hash_policy(p);
+        }
+    }
+    bond.build()
+}
+
+/// (accept_ra, autoconf) of a link, if it has IPv6.
+fn router_advertisements(specs: &[AfSpecUnspec]) -> Option<(i32, i32)> {
+    specs.iter().find_map(|s| match s {
+        AfSpecUnspec::Inet6(inet6) => inet6.iter().find_map(|a| match a {
+            AfSpecInet6::DevConf(conf) => Some((conf.accept_ra, conf.autoconf)),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+/// A bond's settings as the kernel reports them.
+fn bond_spec(data: &[InfoBond]) -> BondSpec {
+    let mut spec = BondSpec {
+        mode: BondMode::BalanceRr,
+        miimon: 0,
+        lacp_rate: None,
+        xmit_hash_policy: None,
+    };
+    for d in data {
+        match d {
+            InfoBond::Mode(m) => {
+                let n = u8::from(*m);
+                if let Some(mode) = BondMode::ALL.into_iter().find(|x| x.number() == n) {
+                    spec.mode = mode;
+                }
+            }
+            InfoBond::MiiMon(n) => spec.miimon = *n,
+            InfoBond::AdLacpRate(r) => spec.lacp_rate = Some(r.to_string()),
+            InfoBond::XmitHashPolicy(p) => spec.xmit_hash_policy = Some(p.to_string()),
+            _ => {}
+        }
+    }
+    spec
+}
+
 /// The index of the link called `name`.
 async fn index(h: &Handle, name: &str) -> io::Result<u32> {
     let found: Vec<LinkMessage> = h
@@ -307,17 +395,20 @@ fn link(l: &LinkMessage, name_of: &dyn Fn(u32) -> Option<String>) -> LiveLink {
         up: l.header.flags.contains(LinkFlags::Up),
         ..LiveLink::default()
     };
-    let (mut parent, mut kind, mut vlan_id) = (None, None, None);
+    let (mut parent, mut kind, mut vlan_id, mut bond) = (None, None, None, None);
     for a in &l.attributes {
         match a {
             LinkAttribute::IfName(n) => link.name = n.clone(),
             LinkAttribute::IfAlias(n) => link.alias = Some(n.clone()),
             LinkAttribute::Controller(m) => link.master = name_of(*m),
             LinkAttribute::Link(p) => parent = name_of(*p),
+            LinkAttribute::Mtu(m) => link.mtu = *m,
+            LinkAttribute::AfSpecUnspec(specs) => link.ra = router_advertisements(specs),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
                         LinkInfo::Kind(k) => kind = Some(k.clone()),
+                        LinkInfo::Data(InfoData::Bond(data)) => bond = Some(bond_spec(data)),
                         LinkInfo::Data(InfoData::Vlan(data)) => {
                             vlan_id = data.iter().find_map(|d| match d {
                                 InfoVlan::Id(id) => Some(*id),
@@ -335,6 +426,7 @@ fn link(l: &LinkMessage, name_of: &dyn Fn(u32) -> Option<String>) -> LiveLink {
         (None, _, _) => LiveKind::Plain,
         (Some(InfoKind::Bridge), _, _) => LiveKind::Bridge,
         (Some(InfoKind::Vlan), Some(parent), Some(id)) => LiveKind::Vlan { parent, id },
+        (Some(InfoKind::Bond), _, _) => LiveKind::Bond(bond.unwrap_or_else(|| bond_spec(&[]))),
         (Some(other), _, _) => LiveKind::Other(other.to_string()),
     };
     link

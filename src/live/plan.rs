@@ -120,7 +120,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
                 let step = rules(family, &artefact.text, old.as_deref(), live, &mut plan)?;
                 firewall_steps.extend(step);
             }
-            ArtefactKind::Interfaces | ArtefactKind::Keepalived => {}
+            ArtefactKind::Interfaces | ArtefactKind::Keepalived | ArtefactKind::FirewallUnit => {}
         }
         let action = match &old {
             None => FileAction::Create,
@@ -143,6 +143,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         live,
         &mut plan,
     )?);
+    super::retired::plan(live.root, &mut plan)?;
     // The live firewall last: the files that restore it at boot are in place by then.
     plan.steps.extend(firewall_steps);
     let mut notes = Vec::new();

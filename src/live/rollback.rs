@@ -208,7 +208,9 @@ fn touches(op: &NetOp, kept: &BTreeMap<String, String>) -> bool {
         NetOp::SetMaster { link, master, was } => {
             k(link) || master.as_deref().is_some_and(k) || was.as_deref().is_some_and(k)
         }
-        NetOp::SetUp { link, .. } => k(link),
+        NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
+            k(link)
+        }
         NetOp::AddAddr { dev, .. }
         | NetOp::DelAddr { dev, .. }
         | NetOp::AddRoute { dev, .. }
@@ -295,7 +297,12 @@ fn unmarked(seen: Seen, p: &Planned, maybe: bool, sys: &mut System) -> Seen {
 /// The link a step sets the master or state of, when it no longer exists.
 fn gone<'a>(op: &'a NetOp, net: &LiveNet) -> Option<&'a str> {
     match op {
-        NetOp::SetMaster { link, .. } | NetOp::SetUp { link, .. } if net.link(link).is_none() => {
+        NetOp::SetMaster { link, .. }
+        | NetOp::SetUp { link, .. }
+        | NetOp::SetMtu { link, .. }
+        | NetOp::SetRa { link, .. }
+            if net.link(link).is_none() =>
+        {
             Some(link)
         }
         _ => None,
@@ -310,6 +317,7 @@ fn holds(op: &NetOp, net: &LiveNet) -> bool {
             (LinkKind::Vlan { parent, id }, LiveKind::Vlan { parent: p, id: i }) => {
                 (parent, id) == (p, i)
             }
+            (LinkKind::Bond(spec), LiveKind::Bond(s)) => spec.mode == s.mode,
             _ => false,
         }),
         NetOp::DelLink { name, .. } => net.link(name).is_none(),
@@ -317,6 +325,8 @@ fn holds(op: &NetOp, net: &LiveNet) -> bool {
             net.link(link).is_some_and(|l| l.master == *master)
         }
         NetOp::SetUp { link, up } => net.link(link).is_some_and(|l| l.up == *up),
+        NetOp::SetMtu { link, mtu, .. } => net.link(link).is_some_and(|l| l.mtu == *mtu),
+        NetOp::SetRa { link, ra, .. } => net.link(link).is_some_and(|l| l.ra == Some(*ra)),
         NetOp::AddAddr { dev, net: n, .. } => {
             net.addrs.iter().any(|a| a.dev == *dev && a.net == *n)
         }

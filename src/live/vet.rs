@@ -74,7 +74,9 @@ fn planned(p: &Planned, root: &Path, state: &State) -> Result<(), String> {
             },
         ) => {
             let managed = root.join(kind.path());
-            if *path != managed || p2 != path || k2 != kind {
+            let retired = kind.retired().map(|r| root.join(r));
+            let known = *path == managed || retired.as_ref() == Some(path);
+            if !known || p2 != path || k2 != kind {
                 return Err(format!(
                     "{} is not where netc keeps its {kind:?} file ({})",
                     path.display(),
@@ -136,7 +138,9 @@ fn links(op: &NetOp) -> Vec<&str> {
             .flatten()
             .map(String::as_str)
             .collect(),
-        NetOp::SetUp { link, .. } => vec![link],
+        NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
+            vec![link]
+        }
         NetOp::AddAddr { dev, .. }
         | NetOp::DelAddr { dev, .. }
         | NetOp::AddRoute { dev, .. }

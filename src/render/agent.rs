@@ -8,7 +8,7 @@ use crate::model::{Agent, Topology};
 #[template(path = "agent.properties", escape = "none")]
 pub(super) struct AgentProperties<'a> {
     source: &'a str,
-    keys: [(&'static str, String); 6],
+    keys: Vec<(&'static str, String)>,
 }
 
 pub(super) fn agent_properties<'a>(topo: &'a Topology, agent: &'a Agent) -> AgentProperties<'a> {

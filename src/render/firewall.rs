@@ -1,4 +1,4 @@
-//! The firewall: iptables-save files (`rules.v4`, `rules.v6`) and the `inet netc` nftables
+//! The firewall: netc's iptables chains (`netc.v4`, `netc.v6`) and the `inet netc` nftables
 //! table, from text prepared once per policy and shared by every host it is on.
 
 use std::net::IpAddr;
@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use askama::Template;
 use ipnet::IpNet;
 
-use crate::model::{Family, Host, Policy, Topology};
+use crate::model::{Family, Host, Policy, PortRange, Topology};
 
 /// `-m multiport` matches at most this many ports per rule.
 pub const MULTIPORT_MAX: usize = 15;
@@ -88,10 +88,16 @@ impl ChainText {
                 .ports
                 .iter()
                 .flat_map(|set| {
-                    set.ports.chunks(MULTIPORT_MAX).map(|chunk| Reject {
-                        protocol: set.protocol.keyword(),
-                        ports: join(chunk, ","),
-                    })
+                    multiport_chunks(&set.ports)
+                        .into_iter()
+                        .map(|chunk| Reject {
+                            protocol: set.protocol.keyword(),
+                            ports: chunk
+                                .iter()
+                                .map(PortRange::iptables)
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        })
                 })
                 .collect(),
             sets,
@@ -100,7 +106,12 @@ impl ChainText {
                 .iter()
                 .map(|set| Reject {
                     protocol: set.protocol.keyword(),
-                    ports: join(&set.ports, ", "),
+                    ports: set
+                        .ports
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
                 .collect(),
         }
@@ -150,12 +161,20 @@ fn nft_sets(p: &Policy, family: Family, texts: &[String]) -> Vec<NftSet> {
         .collect()
 }
 
-fn join(ports: &[u16], sep: &str) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(sep)
+/// `-m multiport` takes 15 ports a rule, a range counting as two.
+fn multiport_chunks(ports: &[PortRange]) -> Vec<Vec<PortRange>> {
+    let mut chunks: Vec<Vec<PortRange>> = Vec::new();
+    let mut used = MULTIPORT_MAX;
+    for r in ports {
+        let cost = if r.first == r.last { 1 } else { 2 };
+        if used + cost > MULTIPORT_MAX {
+            chunks.push(Vec::new());
+            used = 0;
+        }
+        chunks.last_mut().expect("pushed").push(*r);
+        used += cost;
+    }
+    chunks
 }
 
 #[derive(Template)]

@@ -5,6 +5,7 @@
 //! a host, which tool reads it (and so checks it) and what must reload it.
 
 mod agent;
+mod boot;
 mod firewall;
 mod interfaces;
 mod keepalived;
@@ -26,11 +27,13 @@ pub use firewall::{MULTIPORT_MAX, NFT_TABLE};
 pub enum ArtefactKind {
     /// ifupdown's `/etc/network/interfaces`.
     Interfaces,
-    /// iptables-save files for netfilter-persistent.
+    /// netc's iptables chains, for `iptables-restore --noflush` (not a whole table).
     RulesV4,
     RulesV6,
     /// The `inet netc` nftables table.
     Nft,
+    /// `netc-firewall.service`: loads the firewall at boot.
+    FirewallUnit,
     Keepalived,
     /// The owned keys of CloudStack's agent.properties (merged into the agent's file).
     AgentProperties,
@@ -46,22 +49,38 @@ pub struct Checker {
 }
 
 impl ArtefactKind {
-    pub const ALL: [ArtefactKind; 6] = [
+    pub const ALL: [ArtefactKind; 7] = [
         ArtefactKind::Interfaces,
         ArtefactKind::RulesV4,
         ArtefactKind::RulesV6,
         ArtefactKind::Nft,
+        ArtefactKind::FirewallUnit,
         ArtefactKind::Keepalived,
         ArtefactKind::AgentProperties,
     ];
+
+    /// Where netc rendered the iptables rules before they became chains-only files: a file
+    /// there that netc generated is netfilter-persistent's, which loads it without
+    /// `--noflush` (deleting every foreign chain), so apply removes it.
+    pub const RETIRED: [&'static str; 2] = ["etc/iptables/rules.v4", "etc/iptables/rules.v6"];
+
+    /// For a rules file, where netc rendered it before: see [`ArtefactKind::RETIRED`].
+    pub fn retired(self) -> Option<&'static str> {
+        match self {
+            ArtefactKind::RulesV4 => Some(ArtefactKind::RETIRED[0]),
+            ArtefactKind::RulesV6 => Some(ArtefactKind::RETIRED[1]),
+            _ => None,
+        }
+    }
 
     /// Where the file lives on a host, relative to `/`.
     pub fn path(self) -> &'static str {
         match self {
             ArtefactKind::Interfaces => "etc/network/interfaces",
-            ArtefactKind::RulesV4 => "etc/iptables/rules.v4",
-            ArtefactKind::RulesV6 => "etc/iptables/rules.v6",
+            ArtefactKind::RulesV4 => "etc/iptables/netc.v4",
+            ArtefactKind::RulesV6 => "etc/iptables/netc.v6",
             ArtefactKind::Nft => "etc/nftables.d/netc.nft",
+            ArtefactKind::FirewallUnit => "etc/systemd/system/netc-firewall.service",
             ArtefactKind::Keepalived => "etc/keepalived/keepalived.conf",
             ArtefactKind::AgentProperties => "etc/cloudstack/agent/agent.properties",
         }
@@ -100,7 +119,8 @@ impl ArtefactKind {
             ArtefactKind::RulesV6 => ("ip6tables-restore", &["--test"], true),
             ArtefactKind::Nft => ("nft", &["-c", "-f"], false),
             ArtefactKind::Keepalived => ("keepalived", &["-t", "-f"], false),
-            ArtefactKind::AgentProperties => return None,
+            // systemd-analyze verify wants a file named *.service (the tests run it).
+            ArtefactKind::AgentProperties | ArtefactKind::FirewallUnit => return None,
         };
         Some(Checker { tool, args, stdin })
     }
@@ -166,6 +186,10 @@ fn files(
             firewall::nftables(topo, &chains),
         ));
     }
+    out.push(artefact(
+        ArtefactKind::FirewallUnit,
+        boot::unit(topo, host, target),
+    ));
     if topo.vips_of(&host.name).next().is_some() {
         let conf = keepalived::keepalived(topo, host);
         out.push(artefact(ArtefactKind::Keepalived, conf));

@@ -3,7 +3,9 @@
 //! Firewall access is compared as sets of addresses per (protocol, port): the addresses a
 //! host accepts on a port are the intersection, over the chains listing the port, of each
 //! chain's allowed sources (a port no chain lists is open to all). Reordering or splitting
-//! prefixes changes no set, so it shows nothing.
+//! prefixes changes no set, so it shows nothing. Everything else is compared in a canonical
+//! order: the order of lines that mean the same (two addresses of a bridge or a VIP, the
+//! members of a VIP) shows nothing either.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -11,7 +13,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::addrset::Ranges;
-use crate::model::{Agent, Family, Host, Protocol, Topology};
+use crate::model::{Agent, Bond, Family, Host, PortRange, Preempt, Protocol, Topology};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
@@ -77,7 +79,8 @@ pub struct Access {
     pub all_except: bool,
     pub family: &'static str,
     pub protocol: &'static str,
-    pub ports: Vec<u16>,
+    /// Ports and ranges: `22`, `5900-6100`.
+    pub ports: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,6 +132,7 @@ fn whole(topo: &Topology, host: &Host, status: Status) -> HostDiff {
         management_server: false,
         agent: None,
         nics: vec![],
+        bonds: vec![],
         bridges: vec![],
     };
     let none = Topology {
@@ -196,11 +200,26 @@ fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change>
         flag(o.management_server, "management server"),
         flag(n.management_server, "management server"),
     );
-    for nic in union(&o.nics, &n.nics) {
+    let names = |h: &Host| h.nics.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+    for nic in union(&names(o), &names(n)) {
+        let (on, nn) = (o.nic(&nic), n.nic(&nic));
         out.field(
             format!("nic {nic}"),
-            o.nics.contains(&nic).then(|| nic.clone()),
-            n.nics.contains(&nic).then(|| nic.clone()),
+            on.map(|_| nic.clone()),
+            nn.map(|_| nic.clone()),
+        );
+        out.field(
+            format!("nic {nic} mtu"),
+            on.and_then(|x| x.mtu).map(|m| m.to_string()),
+            nn.and_then(|x| x.mtu).map(|m| m.to_string()),
+        );
+    }
+    let bonds = |h: &Host| h.bonds.iter().map(|b| b.name.clone()).collect::<Vec<_>>();
+    for bond in union(&bonds(o), &bonds(n)) {
+        out.field(
+            format!("bond {bond}"),
+            o.bond(&bond).map(bond_line),
+            n.bond(&bond).map(bond_line),
         );
     }
     bridges(&mut out, o, n);
@@ -215,24 +234,40 @@ fn host_changes(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<Change>
             nv.get(&name).cloned(),
         );
     }
-    let (ok, nk) = (
-        o.agent.as_ref().map(Agent::keys),
-        n.agent.as_ref().map(Agent::keys),
+    let keys = |h: &Host| -> Vec<(&'static str, String)> {
+        h.agent.as_ref().map(Agent::keys).unwrap_or_default()
+    };
+    let (ok, nk) = (keys(o), keys(n));
+    let key_names: Vec<String> = union(
+        &ok.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(),
+        &nk.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(),
     );
-    if let Some(names) = ok
-        .as_ref()
-        .or(nk.as_ref())
-        .map(|k| k.clone().map(|(key, _)| key))
-    {
-        for (i, key) in names.into_iter().enumerate() {
-            let get = |k: &Option<[(&str, String); 6]>| k.as_ref().map(|k| k[i].1.clone());
-            out.field(format!("agent.properties {key}"), get(&ok), get(&nk));
-        }
+    for key in key_names {
+        let get = |k: &[(&str, String)]| k.iter().find(|(n, _)| *n == key).map(|(_, v)| v.clone());
+        out.field(format!("agent.properties {key}"), get(&ok), get(&nk));
     }
     out.0
 }
 
-/// Bridges: their ports, addresses and default routes.
+/// A bond as one line: what ifenslave is given.
+fn bond_line(b: &Bond) -> String {
+    let mut parts = vec![
+        format!("slaves {}", b.slaves.join(" ")),
+        format!("mode {}", b.mode.name()),
+        format!("miimon {}", b.miimon),
+    ];
+    parts.extend(b.lacp_rate.as_ref().map(|v| format!("lacp-rate {v}")));
+    parts.extend(
+        b.xmit_hash_policy
+            .as_ref()
+            .map(|v| format!("xmit-hash-policy {v}")),
+    );
+    parts.extend(b.primary.as_ref().map(|v| format!("primary {v}")));
+    parts.extend(b.mtu.map(|v| format!("mtu {v}")));
+    parts.join(", ")
+}
+
+/// Bridges: their ports, MTUs, addresses and default routes.
 fn bridges(out: &mut Changes, o: &Host, n: &Host) {
     let names: Vec<String> = union(
         &o.bridges.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
@@ -245,6 +280,11 @@ fn bridges(out: &mut Changes, o: &Host, n: &Host) {
             format!("bridge {name}"),
             ob.map(|b| b.port()),
             nb.map(|b| b.port()),
+        );
+        out.field(
+            format!("bridge {name} mtu"),
+            ob.and_then(|b| b.mtu).map(|m| m.to_string()),
+            nb.and_then(|b| b.mtu).map(|m| m.to_string()),
         );
         for family in Family::ALL {
             let (oa, na) = (
@@ -265,26 +305,54 @@ fn bridges(out: &mut Changes, o: &Host, n: &Host) {
     }
 }
 
-/// What `h` has of each VIP it is a member of, as one line each.
+/// What `h` has of each VIP it is a member of, as one line each, in a canonical order (the
+/// order of `address` and `member` lines in the source means nothing).
 fn vip_lines(t: &Topology, h: &Host) -> BTreeMap<String, String> {
     t.vips_of(&h.name)
         .map(|v| {
             let me = v.member(&h.name).expect("vips_of");
-            let addrs: Vec<String> = v.addresses.iter().map(|a| a.to_string()).collect();
-            let peers: Vec<String> = v
+            let mut addrs: Vec<(Family, String)> = v
                 .addresses
                 .iter()
-                .flat_map(|a| t.vrrp_peers(v, &h.name, Family::of_net(a)))
-                .map(|a| a.to_string())
+                .map(|a| (Family::of_net(a), a.to_string()))
                 .collect();
+            addrs.sort();
+            let mut peers: Vec<(Family, String)> = addrs
+                .iter()
+                .flat_map(|(f, _)| {
+                    t.vrrp_peers(v, &h.name, *f)
+                        .into_iter()
+                        .map(move |p| (*f, p))
+                })
+                .map(|(f, p)| (f, p.to_string()))
+                .collect();
+            peers.sort();
+            let preempt = match v.preempt {
+                Preempt::Yes => String::new(),
+                Preempt::Delay(s) => format!(", preempt after {s} s"),
+                Preempt::No => ", nopreempt".to_string(),
+            };
+            let check = v
+                .check
+                .as_ref()
+                .map(|c| format!(", check \"{}\" every {} s", c.script, c.interval))
+                .unwrap_or_default();
             let text = format!(
-                "{} on VLAN {}, router id {}, priority {}, {}, peers {}",
-                addrs.join(" "),
+                "{} on VLAN {}, router id {}, priority {}, {}{preempt}, peers {}{check}",
+                addrs
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 v.vlan,
                 v.router_id,
                 me.priority,
                 v.initial_state(&h.name).keyword(),
-                peers.join(" ")
+                peers
+                    .into_iter()
+                    .map(|(_, p)| p)
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
             (v.name.clone(), text)
         })
@@ -298,50 +366,79 @@ fn union(a: &[String], b: &[String]) -> Vec<String> {
     out
 }
 
-/// The addresses `host` accepts on each protected (protocol, port), per family.
-fn accepted(topo: &Topology, host: &Host) -> BTreeMap<(Protocol, u16), [Ranges; 2]> {
-    let mut out: BTreeMap<(Protocol, u16), [Ranges; 2]> = BTreeMap::new();
+/// The addresses `host` accepts on `port`, per family: the intersection of the allowed
+/// sources of every chain that protects it (everyone, when none does).
+fn accepted(topo: &Topology, host: &Host, protocol: Protocol, port: u16) -> [Ranges; 2] {
+    let mut out = Family::ALL.map(Ranges::full);
     for p in topo.policies_on(&host.name) {
-        let allowed = Family::ALL.map(|f| Ranges::of(p.sources_of(f).map(|s| &s.net)));
-        for set in &p.ports {
-            for &port in &set.ports {
-                let entry = out
-                    .entry((set.protocol, port))
-                    .or_insert_with(|| Family::ALL.map(Ranges::full));
-                for i in 0..2 {
-                    entry[i] = entry[i].intersect(&allowed[i]);
-                }
+        if p.ports
+            .iter()
+            .any(|s| s.protocol == protocol && s.contains(port))
+        {
+            for (i, f) in Family::ALL.into_iter().enumerate() {
+                out[i] = out[i].intersect(&Ranges::of(p.sources_of(f).map(|s| &s.net)));
             }
         }
     }
     out
 }
 
+/// The ports where what a host accepts can change: the stretches between the bounds of
+/// every protected range, on both sides. Within one stretch every port is treated alike.
+fn stretches(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> Vec<(Protocol, PortRange)> {
+    let mut bounds: BTreeSet<(Protocol, u32)> = BTreeSet::new();
+    for (t, h) in [(ot, o), (nt, n)] {
+        for p in t.policies_on(&h.name) {
+            for set in &p.ports {
+                for r in &set.ports {
+                    bounds.insert((set.protocol, u32::from(r.first)));
+                    bounds.insert((set.protocol, u32::from(r.last) + 1));
+                }
+            }
+        }
+    }
+    let bounds: Vec<(Protocol, u32)> = bounds.into_iter().collect();
+    bounds
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| {
+            let range = PortRange {
+                first: w[0].1 as u16,
+                last: (w[1].1 - 1) as u16,
+            };
+            (w[0].0, range)
+        })
+        .collect()
+}
+
 /// (lost, gained) access on a host present in both topologies, grouped by equal source sets.
 fn access(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> (Vec<Access>, Vec<Access>) {
-    let (before, after) = (accepted(ot, o), accepted(nt, n));
-    let keys: BTreeSet<(Protocol, u16)> = before.keys().chain(after.keys()).copied().collect();
-    // (lost?, family, protocol, all except?, prefixes) → ports
+    // (lost?, family, protocol, all except?, prefixes) → port ranges
     type Key = (bool, usize, Protocol, bool, Vec<String>);
-    let mut groups: BTreeMap<Key, Vec<u16>> = BTreeMap::new();
-    for key in keys {
-        let full = Family::ALL.map(Ranges::full);
-        let b = before.get(&key).unwrap_or(&full);
-        let a = after.get(&key).unwrap_or(&full);
+    let mut groups: BTreeMap<Key, Vec<PortRange>> = BTreeMap::new();
+    for (protocol, range) in stretches(ot, o, nt, n) {
+        let b = accepted(ot, o, protocol, range.first);
+        let a = accepted(nt, n, protocol, range.first);
         for (i, family) in Family::ALL.into_iter().enumerate() {
             for (lost, set) in [(true, b[i].minus(&a[i])), (false, a[i].minus(&b[i]))] {
-                if !set.is_empty() {
-                    let direct = set.prefixes(family);
-                    let rest = Ranges::full(family).minus(&set).prefixes(family);
-                    let (except, sources) = if rest.len() < direct.len() {
-                        (true, rest)
-                    } else {
-                        (false, direct)
-                    };
-                    groups
-                        .entry((lost, i, key.0, except, sources))
-                        .or_default()
-                        .push(key.1);
+                if set.is_empty() {
+                    continue;
+                }
+                let direct = set.prefixes(family);
+                let rest = Ranges::full(family).minus(&set).prefixes(family);
+                let (except, sources) = if rest.len() < direct.len() {
+                    (true, rest)
+                } else {
+                    (false, direct)
+                };
+                let ranges = groups
+                    .entry((lost, i, protocol, except, sources))
+                    .or_default();
+                match ranges.last_mut() {
+                    Some(last) if u32::from(last.last) + 1 == u32::from(range.first) => {
+                        last.last = range.last
+                    }
+                    _ => ranges.push(range),
                 }
             }
         }
@@ -353,7 +450,7 @@ fn access(ot: &Topology, o: &Host, nt: &Topology, n: &Host) -> (Vec<Access>, Vec
             all_except,
             family: Family::ALL[i].name(),
             protocol: protocol.keyword(),
-            ports,
+            ports: ports.iter().map(ToString::to_string).collect(),
         };
         if is_lost {
             lost.push(row)
@@ -375,13 +472,12 @@ fn sources(a: &Access) -> String {
 }
 
 fn access_line(a: &Access) -> String {
-    let ports: Vec<String> = a.ports.iter().map(u16::to_string).collect();
     format!(
         "{} {} → {} {}",
         a.family,
         sources(a),
         a.protocol,
-        ports.join(",")
+        a.ports.join(",")
     )
 }
 
@@ -449,13 +545,12 @@ pub fn markdown(d: &Diff) -> String {
                 .map(|a| ("**lost**", a))
                 .chain(h.access_gained.iter().map(|a| ("gained", a)));
             for (kind, a) in rows {
-                let ports: Vec<String> = a.ports.iter().map(u16::to_string).collect();
                 out += &format!(
                     "| {kind} | {} | {} | {} | {} |\n",
                     sources(a),
                     a.family,
                     a.protocol,
-                    ports.join(", ")
+                    a.ports.join(", ")
                 );
             }
             out += "\n";

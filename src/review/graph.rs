@@ -75,18 +75,36 @@ fn host(h: &Host) -> HostCluster {
         .nics
         .iter()
         .map(|n| Node {
-            id: id(n),
-            label: n.clone(),
+            id: id(&n.name),
+            label: match n.mtu {
+                Some(m) => format!("{}\\nmtu {m}", n.name),
+                None => n.name.clone(),
+            },
             style: ", style=bold",
         })
         .collect();
     let mut edges = Vec::new();
-    for b in &h.bridges {
+    for bond in &h.bonds {
+        let mut label = vec![bond.name.clone(), bond.mode.name().to_string()];
+        label.extend(bond.mtu.map(|m| format!("mtu {m}")));
         nodes.push(Node {
-            id: id(&b.port()),
-            label: b.port(),
-            style: ", style=dashed",
+            id: id(&bond.name),
+            label: label.join("\\n"),
+            style: ", style=\"bold,rounded\"",
         });
+        for slave in &bond.slaves {
+            edges.push((id(slave), id(&bond.name)));
+        }
+    }
+    for b in &h.bridges {
+        if b.tag().is_some() {
+            nodes.push(Node {
+                id: id(&b.port()),
+                label: b.port(),
+                style: ", style=dashed",
+            });
+            edges.push((id(&b.nic), id(&b.port())));
+        }
         let mut label = vec![b.name.clone()];
         label.extend(b.addresses.iter().map(|a| a.net.to_string()));
         for a in &b.addresses {
@@ -100,9 +118,10 @@ fn host(h: &Host) -> HostCluster {
             label: label.join("\\n"),
             style: ", style=rounded",
         });
-        edges.push((id(&b.nic), id(&b.port())));
         edges.push((id(&b.port()), id(&b.name)));
-        edges.push((id(&b.name), format!("vlan{}", b.vlan)));
+        if let Some(vlan) = b.vlan {
+            edges.push((id(&b.name), format!("vlan{vlan}")));
+        }
     }
     let label = match roles.is_empty() {
         true => h.name.clone(),

@@ -2,7 +2,9 @@
 //!
 //! Mirrors the rendered rules: INPUT jumps to each chain in topology order; in a chain, an
 //! allowed source RETURNs first (whatever the port), then each `ports` statement REJECTs its
-//! ports; a packet that passes every chain goes back to INPUT untouched.
+//! ports; a packet that passes every chain goes back to INPUT untouched. The packet is the
+//! first of a new connection: the REJECTs match only those (replies to the host's own
+//! connections pass whatever their port).
 
 use std::net::IpAddr;
 
@@ -47,7 +49,7 @@ pub fn query(topo: &Topology, host: &str, from: IpAddr, protocol: Protocol, port
         let listed = p
             .ports
             .iter()
-            .find(|set| set.protocol == protocol && set.ports.contains(&port));
+            .find(|set| set.protocol == protocol && set.contains(port));
         let outcome = match (allowed, listed) {
             (Some(s), _) => Outcome::Allowed {
                 source: s.net,

@@ -36,6 +36,7 @@ pub struct Vlan {
     pub name: Text,
     pub roles: Vec<Text>,
     pub prefixes: Vec<Prefix>,
+    pub mtus: Vec<Text>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,8 +52,26 @@ pub struct Host {
     pub management_server: Vec<Span>,
     /// Each `agent` statement, with its per-host device overrides.
     pub agent: Vec<AgentHost>,
-    pub nics: Vec<Text>,
+    pub nics: Vec<Nic>,
+    pub bonds: Vec<Bond>,
     pub bridges: Vec<Bridge>,
+    /// Each `default-route vlan N`.
+    pub default_routes: Vec<Text>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub name: Text,
+    pub mtu: Option<Text>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bond {
+    pub name: Text,
+    pub slaves: Vec<Vec<Text>>,
+    /// `mode`, `miimon`, … as (keyword, value).
+    pub settings: Vec<(Text, Text)>,
+    pub mtus: Vec<Text>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,9 +83,15 @@ pub struct AgentHost {
 #[derive(Debug, Clone)]
 pub struct Bridge {
     pub name: Text,
-    pub vlan: Text,
+    /// `vlan N` or `untagged vlan N`; none: untagged, on no VLAN of the topology.
+    pub vlan: Option<Text>,
+    /// The bridge takes the link's untagged frames (no 802.1Q subinterface).
+    pub untagged: bool,
+    /// The NIC or bond it is on.
     pub nic: Text,
     pub addresses: Vec<Text>,
+    /// The span of the whole header, for what is wrong with the bridge as a whole.
+    pub span: Span,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +102,10 @@ pub struct Vip {
     pub router_ids: Vec<Text>,
     pub members: Vec<Member>,
     pub checks: Vec<Check>,
+    /// Each `nopreempt`.
+    pub nopreempt: Vec<Span>,
+    /// Each `preempt-delay N`.
+    pub preempt_delays: Vec<Text>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,5 +147,7 @@ pub struct AgentDefaults {
     pub ports: Vec<Text>,
     pub bridge_types: Vec<Text>,
     pub connects: Vec<Text>,
+    /// Each `servers` statement: its items, `vip NAME` (true) or a host name.
+    pub servers: Vec<Vec<(bool, Text)>>,
     pub devices: Vec<(Spanned<Device>, Text)>,
 }

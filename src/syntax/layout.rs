@@ -112,7 +112,13 @@ fn is_block(line: Option<&Line>) -> bool {
 fn is_header_token(rule: Rule) -> bool {
     matches!(
         rule,
-        Rule::name | Rule::number | Rule::literal | Rule::string | Rule::comma
+        Rule::name
+            | Rule::number
+            | Rule::port
+            | Rule::literal
+            | Rule::string
+            | Rule::comma
+            | Rule::bridge_vlan
     ) || is_keyword(rule)
 }
 
@@ -126,6 +132,14 @@ fn is_statement(rule: Rule) -> bool {
             | Rule::agent_host
             | Rule::device_bridge
             | Rule::nic
+            | Rule::bond
+            | Rule::slaves
+            | Rule::bond_setting
+            | Rule::mtu
+            | Rule::default_route
+            | Rule::nopreempt
+            | Rule::preempt_delay
+            | Rule::servers
             | Rule::bridge
             | Rule::address
             | Rule::vip_vlan
@@ -232,7 +246,7 @@ fn join_words(words: &[String]) -> String {
 /// The words of a header element: keywords, names, values, commas, in order.
 fn flatten(pair: Pair<Rule>) -> Vec<String> {
     match pair.as_rule() {
-        Rule::string | Rule::name | Rule::number | Rule::literal | Rule::comma => {
+        Rule::string | Rule::name | Rule::number | Rule::port | Rule::literal | Rule::comma => {
             vec![pair.as_str().to_string()]
         }
         r if is_keyword(r) => vec![pair.as_str().to_string()],

@@ -64,11 +64,13 @@ fn parse_vlan(pair: Pair<Rule>) -> Vlan {
         name,
         roles: Vec::new(),
         prefixes: Vec::new(),
+        mtus: Vec::new(),
     };
     for stmt in inner {
         match stmt.as_rule() {
             Rule::role => vlan.roles.push(parse_role(stmt)),
             Rule::prefix => vlan.prefixes.push(parse_prefix(stmt)),
+            Rule::mtu => vlan.mtus.push(parse_single(stmt)),
             rule => unreachable!("vlan: unexpected {rule:?}"),
         }
     }
@@ -102,14 +104,18 @@ fn parse_host(pair: Pair<Rule>) -> Host {
         management_server: Vec::new(),
         agent: Vec::new(),
         nics: Vec::new(),
+        bonds: Vec::new(),
         bridges: Vec::new(),
+        default_routes: Vec::new(),
     };
     for stmt in inner {
         match stmt.as_rule() {
             Rule::management_server => host.management_server.push(stmt.as_span().into()),
             Rule::agent_host => host.agent.push(parse_agent_host(stmt)),
             Rule::nic => host.nics.push(parse_nic(stmt)),
+            Rule::bond => host.bonds.push(parse_bond(stmt)),
             Rule::bridge => host.bridges.push(parse_bridge(stmt)),
+            Rule::default_route => host.default_routes.push(parse_single(stmt)),
             rule => unreachable!("host: unexpected {rule:?}"),
         }
     }
@@ -148,22 +154,69 @@ fn parse_device(pair: Pair<Rule>) -> Spanned<Device> {
         Rule::kw_private => Device::Private,
         Rule::kw_public => Device::Public,
         Rule::kw_guest => Device::Guest,
+        Rule::kw_storage => Device::Storage,
         rule => unreachable!("device: unexpected {rule:?}"),
     };
     Spanned::new(device, kw.as_span().into())
 }
 
-fn parse_nic(pair: Pair<Rule>) -> Text {
-    text(&args(pair).next().expect("nic name"))
+fn parse_nic(pair: Pair<Rule>) -> Nic {
+    let mut inner = args(pair);
+    Nic {
+        name: text(&inner.next().expect("nic name")),
+        mtu: inner.next().map(|m| text(&m)),
+    }
+}
+
+fn parse_bond(pair: Pair<Rule>) -> Bond {
+    let mut inner = args(pair);
+    let mut bond = Bond {
+        name: text(&inner.next().expect("bond name")),
+        slaves: Vec::new(),
+        settings: Vec::new(),
+        mtus: Vec::new(),
+    };
+    for stmt in inner {
+        match stmt.as_rule() {
+            Rule::slaves => bond.slaves.push(args(stmt).map(|p| text(&p)).collect()),
+            Rule::mtu => bond.mtus.push(parse_single(stmt)),
+            Rule::bond_setting => {
+                let mut parts = stmt.into_inner().filter(|p| p.as_rule() != Rule::COMMENT);
+                let key = parts.next().expect("bond key");
+                let value = parts.next().expect("bond value");
+                bond.settings.push((text(&key), text(&value)));
+            }
+            rule => unreachable!("bond: unexpected {rule:?}"),
+        }
+    }
+    bond
 }
 
 fn parse_bridge(pair: Pair<Rule>) -> Bridge {
+    let span = keyword_span(&pair);
+    let header_end = pair
+        .clone()
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::name)
+        .nth(1)
+        .map_or(span.end, |p| p.as_span().end());
     let mut inner = args(pair);
+    let name = text(&inner.next().expect("bridge name"));
+    let mut next = inner.next().expect("bridge vlan or nic");
+    let (mut vlan, mut untagged) = (None, true);
+    if next.as_rule() == Rule::bridge_vlan {
+        let parts: Vec<Pair<Rule>> = next.clone().into_inner().collect();
+        untagged = parts.iter().any(|p| p.as_rule() == Rule::kw_untagged);
+        vlan = parts.iter().find(|p| p.as_rule() == Rule::number).map(text);
+        next = inner.next().expect("bridge nic");
+    }
     Bridge {
-        name: text(&inner.next().expect("bridge name")),
-        vlan: text(&inner.next().expect("bridge vlan")),
-        nic: text(&inner.next().expect("bridge nic")),
+        name,
+        vlan,
+        untagged,
+        nic: text(&next),
         addresses: inner.map(parse_address).collect(),
+        span: Span::new(span.start, header_end),
     }
 }
 
@@ -180,6 +233,8 @@ fn parse_vip(pair: Pair<Rule>) -> Vip {
         router_ids: Vec::new(),
         members: Vec::new(),
         checks: Vec::new(),
+        nopreempt: Vec::new(),
+        preempt_delays: Vec::new(),
     };
     for stmt in inner {
         match stmt.as_rule() {
@@ -188,6 +243,8 @@ fn parse_vip(pair: Pair<Rule>) -> Vip {
             Rule::router_id => vip.router_ids.push(parse_single(stmt)),
             Rule::member => vip.members.push(parse_member(stmt)),
             Rule::check => vip.checks.push(parse_check(stmt)),
+            Rule::nopreempt => vip.nopreempt.push(stmt.as_span().into()),
+            Rule::preempt_delay => vip.preempt_delays.push(parse_single(stmt)),
             rule => unreachable!("vip: unexpected {rule:?}"),
         }
     }
@@ -263,7 +320,7 @@ fn parse_ports(pair: Pair<Rule>) -> Ports {
                     _ => Protocol::Tcp,
                 }
             }
-            Rule::number => numbers.push(text(&p)),
+            Rule::port => numbers.push(text(&p)),
             rule => unreachable!("ports: unexpected {rule:?}"),
         }
     }
@@ -276,6 +333,7 @@ fn parse_agent_defaults(pair: Pair<Rule>) -> AgentDefaults {
         ports: Vec::new(),
         bridge_types: Vec::new(),
         connects: Vec::new(),
+        servers: Vec::new(),
         devices: Vec::new(),
     };
     for stmt in args(pair) {
@@ -283,11 +341,22 @@ fn parse_agent_defaults(pair: Pair<Rule>) -> AgentDefaults {
             Rule::agent_port => agent.ports.push(parse_single(stmt)),
             Rule::bridge_type => agent.bridge_types.push(parse_single(stmt)),
             Rule::connect => agent.connects.push(parse_single(stmt)),
+            Rule::servers => agent.servers.push(args(stmt).map(parse_server).collect()),
             Rule::device_role => agent.devices.push(parse_device_name(stmt)),
             rule => unreachable!("agent: unexpected {rule:?}"),
         }
     }
     agent
+}
+
+/// `vip NAME` (true) or `NAME`.
+fn parse_server(pair: Pair<Rule>) -> (bool, Text) {
+    let vip = pair
+        .clone()
+        .into_inner()
+        .any(|p| p.as_rule() == Rule::kw_vip);
+    let name = args(pair).next().expect("server name");
+    (vip, text(&name))
 }
 
 pub(crate) fn is_keyword(rule: Rule) -> bool {
@@ -325,6 +394,20 @@ fn keyword(rule: Rule) -> Option<&'static str> {
         Rule::kw_private => "private",
         Rule::kw_public => "public",
         Rule::kw_guest => "guest",
+        Rule::kw_storage => "storage",
+        Rule::kw_mtu => "mtu",
+        Rule::kw_bond => "bond",
+        Rule::kw_slaves => "slaves",
+        Rule::kw_mode => "mode",
+        Rule::kw_miimon => "miimon",
+        Rule::kw_lacp_rate => "lacp-rate",
+        Rule::kw_xmit_hash_policy => "xmit-hash-policy",
+        Rule::kw_primary => "primary",
+        Rule::kw_untagged => "untagged",
+        Rule::kw_default_route => "default-route",
+        Rule::kw_nopreempt => "nopreempt",
+        Rule::kw_preempt_delay => "preempt-delay",
+        Rule::kw_servers => "servers",
         _ => return None,
     })
 }
@@ -347,6 +430,10 @@ fn describe(rule: Rule) -> String {
         Rule::agent_defaults | Rule::agent_host => "`agent`".into(),
         Rule::name => "a name".into(),
         Rule::number => "a number".into(),
+        Rule::port => "a port or a range of ports".into(),
+        Rule::bond => "`bond`".into(),
+        Rule::bond_key => "a bond setting".into(),
+        Rule::bridge_vlan => "`vlan`".into(),
         Rule::literal => "an address or prefix".into(),
         Rule::string => "a quoted string".into(),
         Rule::text => "text without quotes or control characters".into(),
@@ -453,8 +540,10 @@ mod tests {
     fn spans_point_at_values() {
         let file = parse("host a {\n  bridge br1 vlan 7 on eth0 { address 192.0.2.1 }\n}").unwrap();
         let b = &file.hosts[0].bridges[0];
-        assert_eq!(b.vlan.value, "7");
-        assert_eq!(b.vlan.span, Span::new(27, 28));
+        let vlan = b.vlan.as_ref().unwrap();
+        assert_eq!(vlan.value, "7");
+        assert_eq!(vlan.span, Span::new(27, 28));
+        assert!(!b.untagged);
         assert_eq!(b.addresses[0].value, "192.0.2.1");
     }
 

@@ -186,8 +186,8 @@ fn keepalived_is_checked_before_any_change() {
     let h = Host::new("kacheck");
     let kernel = h.kernel();
     h.edit_topology(&[(
-        "    router-id 51                     # illustrative\n",
-        "    router-id 51                     # illustrative\n    check \"/nonexistent/netc-check-mariadb\" interval 2\n",
+        "check \"/usr/bin/mysqladmin ping\"",
+        "check \"/nonexistent/netc-check-mariadb\"",
     )]);
     let o = h.netc("plan", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
@@ -384,10 +384,10 @@ fn switching_the_firewall_target_leaves_nothing_of_the_other() {
     let etc = h.root().join("etc");
     target("nftables");
     let out = h.apply_ok(&[]);
-    assert!(out.contains("- /etc/iptables/rules.v4"), "{out}");
+    assert!(out.contains("- /etc/iptables/netc.v4"), "{out}");
     assert!(!chains(&h, "iptables-save").contains("CLOUDSTACK"));
     assert!(!chains(&h, "ip6tables-save").contains("CLOUDSTACK"));
-    assert!(!etc.join("iptables/rules.v4").exists());
+    assert!(!etc.join("iptables/netc.v4").exists());
     assert!(
         h.ns.ok(&["nft", "list", "tables"])
             .contains("table inet netc")

@@ -99,7 +99,8 @@ fn check(backend: &str, family: &str, rendered: &str) {
     // Drift: a duplicated jump and an edited rule are repaired, foreign rules still kept.
     let chain = rendered
         .lines()
-        .find_map(|l| l.strip_prefix("-A INPUT -j "))
+        .find_map(|l| l.strip_prefix(':'))
+        .and_then(|l| l.split_whitespace().next())
         .unwrap();
     let tool = if family == "v4" {
         format!("iptables-{backend}")
@@ -136,7 +137,7 @@ fn iptables_plan_touches_only_netc_chains() {
         let tree = render::tree(&topo, Target::Iptables);
         let host = &topo.hosts[0].name;
         for backend in &backends {
-            for (family, file) in [("v4", "rules.v4"), ("v6", "rules.v6")] {
+            for (family, file) in [("v4", "netc.v4"), ("v6", "netc.v6")] {
                 let rendered = &tree[&std::path::Path::new(host).join("etc/iptables").join(file)];
                 check(backend, family, rendered);
             }

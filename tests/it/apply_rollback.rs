@@ -423,7 +423,7 @@ fn a_full_disk_leaves_no_empty_backup() {
     let root = h.root();
     let dir = root.join("etc/cloudstack/agent");
     let script = format!(
-        "set -e; cd {topo}; d={dir}; mkdir -p $d; mount -t tmpfs -o size=64k tmpfs $d; \
+        "{scripts}set -e; cd {topo}; d={dir}; mkdir -p $d; mount -t tmpfs -o size=64k tmpfs $d; \
          yes '# a comment the agent keeps' | head -c 40000 > $d/agent.properties; \
          before=$(md5sum < $d/agent.properties); \
          set +e; {netc} apply topology.csn --host chamomile --force-host --root {root}; \
@@ -434,6 +434,7 @@ fn a_full_disk_leaves_no_empty_backup() {
         root = root.display(),
         netc = env!("CARGO_BIN_EXE_netc"),
         topo = h.dir.path().display(),
+        scripts = h.scripts(),
     );
     let kernel = h.kernel();
     let o = h.ns.run(&["unshare", "-m", "sh", "-c", &script]);

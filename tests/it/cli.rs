@@ -66,7 +66,7 @@ fn build_then_check_then_stale() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
-    fs::write(out.join("ginkgo/etc/iptables/rules.v4"), "edited by hand\n").unwrap();
+    fs::write(out.join("ginkgo/etc/iptables/netc.v4"), "edited by hand\n").unwrap();
     fs::remove_file(out.join("biloba/etc/network/interfaces")).unwrap();
     fs::write(out.join("stray"), "x").unwrap();
     let before = read_tree(&out);
@@ -77,7 +77,7 @@ fn build_then_check_then_stale() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stdout(&o),
-        "missing  biloba/etc/network/interfaces\nchanged  ginkgo/etc/iptables/rules.v4\nextra    stray\n"
+        "missing  biloba/etc/network/interfaces\nchanged  ginkgo/etc/iptables/netc.v4\nextra    stray\n"
     );
     assert_eq!(read_tree(&out), before, "--check writes nothing");
 

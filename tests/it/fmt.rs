@@ -8,8 +8,8 @@ use netc::config::Target;
 use crate::support::*;
 
 fn every_fixture() -> Vec<std::path::PathBuf> {
-    let mut all = vec![root().join("topology/csc.csn")];
-    for dir in ["ok", "err", "mistakes"] {
+    let mut all = valid_topologies();
+    for dir in ["err", "mistakes"] {
         all.extend(fixtures(dir));
     }
     all
@@ -77,6 +77,7 @@ fn committed_topologies_are_formatted() {
             "--check",
             "topology/csc.csn",
             "tests/fixtures/ok/lab.csn",
+            "topology/examples/advanced-zone.csn",
         ],
         &root(),
     );

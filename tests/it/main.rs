@@ -6,6 +6,7 @@ mod apply_crash;
 mod apply_effects;
 mod apply_iptables;
 mod apply_rollback;
+mod boot;
 mod cli;
 mod diagnostics;
 mod diff;

@@ -72,7 +72,7 @@ fn plan_reports_conflicts_and_changes_and_writes_nothing() {
         network.contains(&serde_json::json!({"op": "add-route", "dev": "br134", "gateway": "2620:101:f000:4901::1", "proto": 78})),
         "{p}"
     );
-    assert_eq!(p["files"].as_array().unwrap().len(), 3, "{p}");
+    assert_eq!(p["files"].as_array().unwrap().len(), 4, "{p}");
     assert_eq!(p["firewall"].as_array().unwrap().len(), 4, "{p}");
     let keys: Vec<&str> = p["agent"]
         .as_array()

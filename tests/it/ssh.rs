@@ -105,11 +105,11 @@ impl Site {
                 format!("x{n}")
             };
             for nic in &h.nics {
-                veth(nic, &next());
+                veth(&nic.name, &next());
             }
             let mut management = None;
             for b in &h.bridges {
-                if b.vlan == 529 {
+                if b.vlan == Some(529) {
                     let peer = format!("m{i}");
                     ns.link(&b.port(), &bastion, &peer);
                     bastion.ok(&["ip", "link", "set", &peer, "master", "sw529"]);
@@ -297,6 +297,13 @@ impl SiteHost {
         );
         fs::write(hd.join("sshd_config"), config).unwrap();
         let log = fs::File::create(hd.join("sshd.log")).unwrap();
+        // The VIP's check script must exist for keepalived -t: in a private mount namespace,
+        // inherited by every netc the sshd starts.
+        let topo = compile(&d.join("site/topology/csc.csn"))
+            .topology
+            .expect("valid");
+        let scripts =
+            crate::tools::provide_scripts(&topo, &self.name, &hd.join("scripts"), "exit 0");
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -304,11 +311,12 @@ impl SiteHost {
                 &self.ns.name,
                 "unshare",
                 "--uts",
+                "-m",
                 "sh",
                 "-c",
             ])
             .arg(format!(
-                "hostname {} && exec /usr/sbin/sshd -D -e -f {}",
+                "{scripts}hostname {} && exec /usr/sbin/sshd -D -e -f {}",
                 self.name,
                 hd.join("sshd_config").display()
             ))
@@ -812,33 +820,24 @@ fn the_receiving_end_finishes_an_apply_whose_connection_is_gone() {
         return;
     }
     use std::io::Write;
-    let ns = Netns::new("gone");
-    for (i, name) in ["eno1", "eno2", "eno1.529", "eno2.425", "eno2.134"]
-        .iter()
-        .enumerate()
-    {
-        ns.ok(&[
-            "ip",
-            "link",
-            "add",
-            name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("x{i}"),
-        ]);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let topology = fs::read_to_string(root().join("topology/csc.csn")).unwrap();
+    // chamomile in a namespace, as the apply tests have it (check scripts provided).
+    let h = crate::apply::Host::new("gone");
+    let root = h.root();
+    let topology = fs::read_to_string(crate::support::root().join("topology/csc.csn")).unwrap();
     let bundle = serde_json::json!({"netc": env!("CARGO_PKG_VERSION"), "topology": topology, "settings": null});
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, NETC, "apply", "--stdin"])
-        .args(["--host", "chamomile", "--force-host", "--confirm", "600"])
-        .arg("--root")
-        .arg(dir.path())
-        .arg("topology/csc.csn")
-        .env_remove("SSH_CONNECTION")
+    let mut child = h
+        .command(&[
+            "apply",
+            "--stdin",
+            "--host",
+            "chamomile",
+            "--force-host",
+            "--confirm",
+            "600",
+            "--root",
+            root.to_str().unwrap(),
+            "topology/csc.csn",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -852,9 +851,9 @@ fn the_receiving_end_finishes_an_apply_whose_connection_is_gone() {
     drop(stdin);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status}");
-    assert!(dir.path().join("var/lib/netc/journal").exists(), "armed");
+    assert!(root.join("var/lib/netc/journal").exists(), "armed");
     assert!(
-        ns.ok(&["ip", "-br", "addr"]).contains("172.19.168.23/27"),
+        h.ns.ok(&["ip", "-br", "addr"]).contains("172.19.168.23/27"),
         "applied"
     );
 }

@@ -14,6 +14,16 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("tests/fixtures").join(rel)
 }
 
+/// Every valid topology: csc.csn, the example sites and the valid fixtures.
+pub fn valid_topologies() -> Vec<PathBuf> {
+    let mut all = vec![
+        root().join("topology/csc.csn"),
+        root().join("topology/examples/advanced-zone.csn"),
+    ];
+    all.extend(fixtures("ok"));
+    all
+}
+
 /// The `.csn` files of a fixture folder, sorted.
 pub fn fixtures(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(fixture(dir))

@@ -14,9 +14,7 @@ use crate::support::*;
 
 /// Every valid topology with its rendered tree.
 fn trees() -> Vec<(String, Topology, BTreeMap<PathBuf, String>)> {
-    let mut paths = vec![root().join("topology/csc.csn")];
-    paths.extend(fixtures("ok"));
-    paths
+    valid_topologies()
         .iter()
         .map(|p| {
             let topo = compile(p).topology.expect("valid");
@@ -30,11 +28,25 @@ fn file<'a>(tree: &'a BTreeMap<PathBuf, String>, host: &str, rel: &str) -> Optio
     tree.get(&Path::new(host).join(rel))
 }
 
-/// Lines that define the ruleset: chain declarations (counters are [0:0] after a fresh
-/// load) and rules, in order.
-fn rule_lines(text: &str) -> Vec<&str> {
+/// Lines that define netc's chains in `text`: their declarations (counters are [0:0] after a
+/// fresh load) and rules, in order. `chains_of` names the chains (the rendered file).
+fn rule_lines<'a>(text: &'a str, chains_of: &str) -> Vec<&'a str> {
+    let chains: Vec<&str> = chains_of
+        .lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let ours = |l: &str| {
+        let name = l
+            .trim_start_matches(':')
+            .trim_start_matches("-A ")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        chains.contains(&name)
+    };
     text.lines()
-        .filter(|l| l.starts_with("-A ") || l.starts_with(':'))
+        .filter(|l| (l.starts_with("-A ") || l.starts_with(':')) && ours(l))
         .collect()
 }
 
@@ -55,12 +67,12 @@ fn iptables_restore_accepts_and_save_reads_back_the_same_rules() {
     for (topo_name, topo, tree) in trees() {
         for host in &topo.hosts {
             for backend in &backends {
-                for (file_name, tool) in [("rules.v4", "iptables"), ("rules.v6", "ip6tables")] {
+                for (file_name, tool) in [("netc.v4", "iptables"), ("netc.v6", "ip6tables")] {
                     let text =
                         file(&tree, &host.name, &format!("etc/iptables/{file_name}")).unwrap();
                     let ns = Netns::new("ipt");
                     let restore = format!("{tool}-{backend}-restore");
-                    let o = ns.run_stdin(&[&restore], text);
+                    let o = ns.run_stdin(&[&restore, "--noflush"], text);
                     assert!(
                         o.status.success(),
                         "{topo_name}/{}/{file_name}: {restore} failed: {}",
@@ -69,8 +81,8 @@ fn iptables_restore_accepts_and_save_reads_back_the_same_rules() {
                     );
                     let saved = ns.ok(&[&format!("{tool}-{backend}-save"), "-t", "filter"]);
                     assert_eq!(
-                        rule_lines(&saved),
-                        rule_lines(text),
+                        rule_lines(&saved, text),
+                        rule_lines(text, text),
                         "{topo_name}/{}/{file_name} read back differently with {backend}",
                         host.name
                     );
@@ -155,24 +167,7 @@ fn keepalived_accepts_every_config() {
                 let bridge = host.bridge_on(vip.vlan).unwrap();
                 ns.ok(&["ip", "link", "add", &bridge.name, "type", "bridge"]);
             }
-            // A tracked script must exist and be root's: provide each one in a private mount
-            // namespace, over an empty directory mounted at the script's folder.
-            let scripts = dir.path().join("scripts");
-            std::fs::create_dir(&scripts).unwrap();
-            let mut shell = String::new();
-            for vip in topo.vips_of(&host.name) {
-                if let Some(check) = &vip.check {
-                    let path = Path::new(&check.script);
-                    let name = path.file_name().unwrap().to_str().unwrap();
-                    std::fs::write(scripts.join(name), "#!/bin/sh\nexit 0\n").unwrap();
-                    set_mode(&scripts.join(name), 0o755);
-                    shell += &format!(
-                        "mount --bind {} {} && ",
-                        scripts.display(),
-                        path.parent().unwrap().display()
-                    );
-                }
-            }
+            let mut shell = provide_scripts(&topo, &host.name, dir.path(), "exit 0");
             shell += &format!("exec keepalived -t -f {}", conf.display());
             let o = ns.run(&["unshare", "-m", "sh", "-c", &shell]);
             // keepalived -t: 0 ok, 4/5 config error, 6 script security (DOMAIN.md).
@@ -188,6 +183,33 @@ fn keepalived_accepts_every_config() {
         }
     }
     assert!(checked >= 4, "only {checked} configs checked");
+}
+
+/// A tracked script must exist and be root's: the shell commands that provide each check
+/// script of `host`'s VIPs (its program, the first word) running `body`, for a private mount
+/// namespace: an overlay of a scratch directory on the script's folder, whose other files
+/// stay visible.
+pub(crate) fn provide_scripts(topo: &Topology, host: &str, scratch: &Path, body: &str) -> String {
+    let mut shell = String::new();
+    for (i, vip) in topo.vips_of(host).enumerate() {
+        let Some(check) = &vip.check else { continue };
+        let program = Path::new(check.script.split_whitespace().next().unwrap());
+        if !program.parent().unwrap().is_dir() {
+            continue; // a script meant to be missing (its folder does not exist either)
+        }
+        let dir = scratch.join(format!("scripts{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(program.file_name().unwrap());
+        std::fs::write(&file, format!("#!/bin/sh\n{body}\n")).unwrap();
+        set_mode(&file, 0o755);
+        set_mode(&dir, 0o755);
+        shell += &format!(
+            "mount -t overlay overlay -o lowerdir={}:{1} {1} && ",
+            dir.display(),
+            program.parent().unwrap().display()
+        );
+    }
+    shell
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -230,9 +252,12 @@ fn ifupdown_reads_every_interfaces_file() {
             // Every interface is listed, in order.
             let list = run(&["ifquery", "-i", p, "--list"]);
             let mut expected = vec!["lo".to_string()];
-            expected.extend(host.nics.iter().cloned());
+            expected.extend(host.nics.iter().map(|n| n.name.clone()));
+            expected.extend(host.bonds.iter().map(|b| b.name.clone()));
             for b in &host.bridges {
-                expected.push(b.port());
+                if b.tag().is_some() {
+                    expected.push(b.port());
+                }
                 expected.push(b.name.clone());
             }
             assert_eq!(
@@ -297,6 +322,7 @@ fn agent_properties_hold_exactly_the_owned_keys() {
         "private.network.device",
         "public.network.device",
         "guest.network.device",
+        "storage.network.device",
         "network.bridge.type",
     ];
     let mut checked = 0;
@@ -312,11 +338,14 @@ fn agent_properties_hold_exactly_the_owned_keys() {
                 continue;
             };
             let props = java_properties(text);
-            assert_eq!(props.keys().map(String::as_str).collect::<Vec<_>>(), {
-                let mut k = owned.to_vec();
-                k.sort();
-                k
-            });
+            let mut keys: Vec<&str> = agent.keys().iter().map(|(k, _)| *k).collect();
+            assert!(keys.iter().all(|k| owned.contains(k)), "{keys:?}");
+            keys.sort();
+            assert_eq!(props.keys().map(String::as_str).collect::<Vec<_>>(), keys);
+            assert_eq!(
+                props.get("storage.network.device"),
+                agent.storage_device.as_ref()
+            );
             assert_eq!(props["private.network.device"], agent.private_device);
             assert_eq!(props["port"], agent.port.to_string());
             let servers: Vec<String> = agent.servers.iter().map(|s| s.to_string()).collect();

@@ -41,11 +41,25 @@ fn script(topo: &Topology) -> (String, usize) {
             let (mine, theirs) = (mac(2 * nic_index + 1), mac(2 * nic_index + 2));
             let peer = format!("peer{nic_index}");
             writeln!(s, "ip link set \"$(byname {mine})\" netns {h}").unwrap();
-            writeln!(s, "ip -n {h} link set \"$(ip netns exec {h} sh -c 'for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"{mine}\" ] && echo ${{d##*/}}; done')\" name {nic}").unwrap();
+            writeln!(s, "ip -n {h} link set \"$(ip netns exec {h} sh -c 'for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"{mine}\" ] && echo ${{d##*/}}; done')\" name {}", nic.name).unwrap();
             writeln!(s, "ip link set \"$(byname {theirs})\" netns {p}").unwrap();
             writeln!(s, "ip -n {p} link set \"$(ip netns exec {p} sh -c 'for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"{theirs}\" ] && echo ${{d##*/}}; done')\" name {peer} up").unwrap();
-            peer_of.insert(nic.clone(), peer);
+            peer_of.insert(nic.name.clone(), peer);
             nic_index += 1;
+        }
+        // A bond's slaves' wires end in one bridge on the peer's side (the active slave's
+        // frames reach it whichever slave that is).
+        for bond in &host.bonds {
+            let pb = format!("pb{}", peer_of.len());
+            writeln!(
+                s,
+                "ip -n {p} link add {pb} type bridge; ip -n {p} link set {pb} up"
+            )
+            .unwrap();
+            for slave in &bond.slaves {
+                writeln!(s, "ip -n {p} link set {} master {pb}", peer_of[slave]).unwrap();
+            }
+            peer_of.insert(bond.name.clone(), pb);
         }
         writeln!(s, "ip netns exec {h} sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0").unwrap();
         writeln!(s, "mkdir -p /run/ifstate-{i}").unwrap();
@@ -57,16 +71,44 @@ fn script(topo: &Topology) -> (String, usize) {
         .unwrap();
         writeln!(s, "ip netns exec {h} cat /proc/net/vlan/config").unwrap();
         let mut wrong_tag_checked = false;
-        for b in &host.bridges {
-            // A real 802.1Q link with the right id on the right NIC, enslaved to the bridge.
+        for bond in &host.bonds {
+            // A real bond, its slaves enslaved, in its mode.
             writeln!(
                 s,
-                "ip netns exec {h} grep -Eq '^{} +\\| {} +\\| {}$' /proc/net/vlan/config",
-                regex_escape(&b.port()),
-                b.vlan,
-                regex_escape(&b.nic)
+                "ip netns exec {h} grep 'Bonding Mode: {}' /proc/net/bonding/{}",
+                kernel_mode(bond.mode),
+                bond.name
             )
             .unwrap();
+            if let Some(mtu) = bond.mtu {
+                writeln!(
+                    s,
+                    "ip -n {h} link show {} | grep -q 'mtu {mtu} '",
+                    bond.name
+                )
+                .unwrap();
+            }
+            for slave in &bond.slaves {
+                writeln!(
+                    s,
+                    "ip -n {h} -d link show {slave} | grep -q 'master {}'",
+                    bond.name
+                )
+                .unwrap();
+            }
+        }
+        for b in &host.bridges {
+            if let Some(id) = b.tag() {
+                // A real 802.1Q link with the right id on the right link, enslaved to the bridge.
+                writeln!(
+                    s,
+                    "ip netns exec {h} grep -Eq '^{} +\\| {} +\\| {}$' /proc/net/vlan/config",
+                    regex_escape(&b.port()),
+                    id,
+                    regex_escape(&b.nic)
+                )
+                .unwrap();
+            }
             writeln!(
                 s,
                 "ip -n {h} -d link show {} | grep -q 'master {}'",
@@ -78,7 +120,7 @@ fn script(topo: &Topology) -> (String, usize) {
             for a in &b.addresses {
                 let subnet = a.net.trunc();
                 let theirs: IpAddr = subnet.hosts().last().unwrap();
-                if !wrong_tag_checked && a.net.addr().is_ipv4() {
+                if !wrong_tag_checked && a.net.addr().is_ipv4() && b.tag().is_some() {
                     // The same subnet on the wrong tag must not reach the host.
                     let v = format!("{peer}.{WRONG_VLAN}");
                     writeln!(
@@ -96,8 +138,14 @@ fn script(topo: &Topology) -> (String, usize) {
                     writeln!(s, "ip -n {p} link del {v}").unwrap();
                     wrong_tag_checked = true;
                 }
-                let v = format!("{peer}.{}", b.vlan);
-                writeln!(s, "ip -n {p} link show {v} >/dev/null 2>&1 || {{ ip -n {p} link add link {peer} name {v} type vlan id {}; ip -n {p} link set {v} up; }}", b.vlan).unwrap();
+                let v = match b.tag() {
+                    Some(id) => {
+                        let v = format!("{peer}.{id}");
+                        writeln!(s, "ip -n {p} link show {v} >/dev/null 2>&1 || {{ ip -n {p} link add link {peer} name {v} type vlan id {id}; ip -n {p} link set {v} up; }}").unwrap();
+                        v
+                    }
+                    None => peer.clone(),
+                };
                 let nodad = if theirs.is_ipv6() { " nodad" } else { "" };
                 writeln!(
                     s,
@@ -108,9 +156,49 @@ fn script(topo: &Topology) -> (String, usize) {
                 writeln!(s, "ip netns exec {p} ping -c 1 -W 3 {}", a.net.addr()).unwrap();
             }
         }
+        // Jumbo frames where the VLAN has them; the default routes the topology chose, and
+        // no other.
+        for b in host.bridges.iter().filter(|b| b.mtu.is_some()) {
+            let mtu = b.mtu.unwrap();
+            writeln!(s, "ip -n {h} link show {} | grep -q 'mtu {mtu} '", b.name).unwrap();
+            writeln!(s, "ip -n {h} link show {} | grep -q 'mtu {mtu} '", b.port()).unwrap();
+        }
+        for (flag, v4) in [("-4", true), ("-6", false)] {
+            let routes: Vec<String> = host
+                .bridges
+                .iter()
+                .flat_map(|b| b.addresses.iter().map(move |a| (b, a)))
+                .filter(|(_, a)| a.net.addr().is_ipv4() == v4)
+                .filter_map(|(b, a)| a.gateway.map(|g| format!("default via {g} dev {}", b.name)))
+                .collect();
+            writeln!(s, "ip -n {h} {flag} route show default").unwrap();
+            writeln!(
+                s,
+                "[ \"$(ip -n {h} {flag} route show default | grep -c via)\" -eq {} ]",
+                routes.len()
+            )
+            .unwrap();
+            for r in routes {
+                writeln!(s, "ip -n {h} {flag} route show default | grep -q '^{r} '").unwrap();
+            }
+        }
         writeln!(s, "echo 'host {} ok'", host.name).unwrap();
     }
     (s, 2 * nic_index)
+}
+
+/// How /proc/net/bonding names a mode.
+fn kernel_mode(mode: netc::model::BondMode) -> &'static str {
+    use netc::model::BondMode::*;
+    match mode {
+        BalanceRr => "load balancing (round-robin)",
+        ActiveBackup => "fault-tolerance (active-backup)",
+        BalanceXor => "load balancing (xor)",
+        Broadcast => "fault-tolerance (broadcast)",
+        Lacp => "IEEE 802.3ad Dynamic link aggregation",
+        BalanceTlb => "transmit load balancing",
+        BalanceAlb => "adaptive load balancing",
+    }
 }
 
 fn regex_escape(s: &str) -> String {
@@ -133,14 +221,25 @@ fn vlans_come_up_in_a_vm() {
     ) {
         return;
     }
-    let topo = compile(&root().join("topology/csc.csn")).topology.unwrap();
+    for path in [
+        root().join("topology/csc.csn"),
+        root().join("topology/examples/advanced-zone.csn"),
+    ] {
+        bring_up_in_a_vm(&compile(&path).topology.unwrap());
+    }
+}
+
+/// Every host of `topo` in one VM: Debian's ifupdown (with ifenslave's hooks, bonding and
+/// 802.1Q loaded) brings up its rendered interfaces file.
+fn bring_up_in_a_vm(topo: &Topology) {
     let dir = tempfile::tempdir().unwrap();
-    let tree = render::tree(&topo, Target::Both);
+    let tree = render::tree(topo, Target::Both);
     for host in &topo.hosts {
         let text = &tree[&Path::new(&host.name).join("etc/network/interfaces")];
         std::fs::write(dir.path().join(format!("{}.interfaces", host.name)), text).unwrap();
     }
-    let (text, nics) = script(&topo);
+    std::fs::write(dir.path().join("modules"), "bonding\n").unwrap();
+    let (text, nics) = script(topo);
     std::fs::write(dir.path().join("test.sh"), text).unwrap();
     let start = Instant::now();
     let o = std::process::Command::new(root().join("tests/vm/boot"))
@@ -161,7 +260,8 @@ fn vlans_come_up_in_a_vm() {
         );
     }
     eprintln!(
-        "802.1Q VM test: {} hosts, {nics} NICs, {:.1?} including image build and boot",
+        "VM test ({}): {} hosts, {nics} NICs, {:.1?} including image build and boot",
+        topo.source,
         topo.hosts.len(),
         start.elapsed()
     );
@@ -198,7 +298,7 @@ fn apply_creates_vlans_in_a_vm() {
     // libcrc32c (for nf_tables) wants a crc32c implementation loaded first.
     std::fs::write(
         d.join("modules"),
-        "crc32c_generic\nnf_tables\nnft_reject_inet\n",
+        "crc32c_generic\nnf_tables\nnft_reject_inet\nnft_ct\n",
     )
     .unwrap();
     // eno1 = NIC 1 (peer: NIC 2), eno2 = NIC 3 (peer: NIC 4).
@@ -241,6 +341,92 @@ fn apply_creates_vlans_in_a_vm() {
     let console = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success() && console.contains("apply ok"),
+        "the VM apply test failed:\n{console}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `netc apply` builds the advanced zone's kvm1 in a VM: two LACP bonds made over rtnetlink
+/// with their slaves, the untagged cloudbr0 on bond0, the storage VLAN on bond0 with jumbo
+/// frames (a peer pings it with 8000-byte packets that must not fragment), cloudbr1 on bond1.
+/// Apply again: nothing to do.
+#[test]
+fn apply_creates_bonds_in_a_vm() {
+    if !available(
+        "netc apply of bonds in a VM",
+        &["qemu-system-x86_64", "busybox", "cpio", "dash", "nft"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_netc"), d.join("bin/netc")).unwrap();
+    let _ = std::process::Command::new("strip")
+        .arg(d.join("bin/netc"))
+        .status();
+    std::fs::copy(
+        root().join("topology/examples/advanced-zone.csn"),
+        d.join("zone.csn"),
+    )
+    .unwrap();
+    std::fs::write(d.join("netc.toml"), "[firewall]\ntarget = \"nftables\"\n").unwrap();
+    std::fs::copy(crate::netns::which("nft").unwrap(), d.join("bin/nft")).unwrap();
+    std::fs::write(
+        d.join("modules"),
+        "bonding\ncrc32c_generic\nnf_tables\nnft_reject_inet\nnft_ct\n",
+    )
+    .unwrap();
+    // eno1..eno4 = NICs 1, 3, 5, 7; their peers 2, 4, 6, 8 in namespace p, bonds' wires
+    // bridged: pb0 for eno1+eno2 (bond0), pb1 for eno3+eno4 (bond1).
+    let mut script = String::from(
+        "set -eu\n\
+         byname() { for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"$1\" ] && { echo ${d##*/}; return 0; }; done; return 1; }\n\
+         reach() { for i in 1 2 3 4 5 6 7 8 9 10; do ip netns exec p ping -c 1 -W 1 \"$@\" && return 0; sleep 1; done; return 1; }\n\
+         ip netns add p\n\
+         ip -n p link add pb0 type bridge; ip -n p link add pb1 type bridge\n",
+    );
+    for (i, nic) in ["eno1", "eno2", "eno3", "eno4"].iter().enumerate() {
+        let (mine, theirs) = (mac(2 * i + 1), mac(2 * i + 2));
+        let bridge = if i < 2 { "pb0" } else { "pb1" };
+        script += &format!(
+            "ip link set \"$(byname {mine})\" name {nic}\n\
+             ip link set \"$(byname {theirs})\" netns p\n\
+             ip -n p link set \"$(ip netns exec p sh -c 'for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"{theirs}\" ] && echo ${{d##*/}}; done')\" name q{i}\n\
+             ip -n p link set q{i} mtu 9000 master {bridge} up\n"
+        );
+    }
+    script += "ip -n p link set pb0 mtu 9000 up; ip -n p link set pb1 up\n\
+         sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0\n\
+         cd /netc\n\
+         netc apply zone.csn --host kvm1 --force-host --root /netc/root\n\
+         cat /proc/net/bonding/bond0\n\
+         grep -q 'Bonding Mode: IEEE 802.3ad' /proc/net/bonding/bond0\n\
+         grep -q 'Slave Interface: eno2' /proc/net/bonding/bond0\n\
+         grep -q 'Slave Interface: eno4' /proc/net/bonding/bond1\n\
+         ip link show bond0 | grep -q 'mtu 9000'\n\
+         ip link show eno1 | grep -q 'mtu 9000'\n\
+         ip -d link show bond0.200 | grep -q 'mtu 9000'\n\
+         ip -d link show bond0 | grep -q 'master cloudbr0'\n\
+         ip -d link show bond1 | grep -q 'master cloudbr1'\n\
+         grep -Eq '^bond0.200 *\\| 200 *\\| bond0$' /proc/net/vlan/config\n\
+         ip -n p addr add 10.1.0.250/24 dev pb0\n\
+         reach 10.1.0.21\n\
+         ip -n p link add link pb0 name pb0.200 mtu 9000 type vlan id 200; ip -n p link set pb0.200 up\n\
+         ip -n p addr add 10.2.0.250/24 dev pb0.200\n\
+         reach -M do -s 8000 10.2.0.21\n\
+         netc apply zone.csn --host kvm1 --force-host --root /netc/root > again.txt\n\
+         cat again.txt\n\
+         grep -q '^kvm1: no changes$' again.txt\n\
+         echo 'apply bonds ok'\n";
+    std::fs::write(d.join("test.sh"), script).unwrap();
+    let o = std::process::Command::new(root().join("tests/vm/boot"))
+        .args([d.to_str().unwrap(), "8"])
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && console.contains("apply bonds ok"),
         "the VM apply test failed:\n{console}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
