@@ -15,6 +15,8 @@ pub mod install;
 pub mod iptables;
 pub mod net;
 pub mod netlink;
+pub mod nfnetlink;
+pub mod nftnl;
 pub mod plan;
 pub mod probe;
 pub mod properties;

@@ -1,18 +1,13 @@
 //! The firewall: iptables-save files (`rules.v4`, `rules.v6`) and the `inet netc` nftables
 //! table, from text prepared once per policy and shared by every host it is on.
 
-use std::net::IpAddr;
-
 use askama::Template;
-use ipnet::IpNet;
 
+use super::nftables::{NftChain, NftPolicy, NftTable, input_chain};
 use crate::model::{Family, Host, Policy, Topology};
 
 /// `-m multiport` matches at most this many ports per rule.
 pub const MULTIPORT_MAX: usize = 15;
-
-/// The one nftables table netc owns (family `inet`).
-pub const NFT_TABLE: &str = "netc";
 
 /// Each policy's firewall text, formatted once and shared by every host the policy is on.
 pub(super) struct Firewalls {
@@ -26,29 +21,13 @@ pub(super) struct ChainText {
     v6: Vec<String>,
     /// iptables: per protocol, at most 15 ports a rule.
     multiport: Vec<Reject>,
-    /// nftables: one hash set per family and prefix length.
-    sets: Vec<NftSet>,
-    /// nftables: per protocol, every port in one anonymous set.
-    ports: Vec<Reject>,
+    /// nftables: the policy's sets and chain, as data (the batch is built from it too).
+    nft: NftPolicy,
 }
 
 struct Reject {
     protocol: &'static str,
     ports: String,
-}
-
-/// Sources of one family and prefix length: their network addresses in a hash set, matched
-/// with the length's mask. A set per length keeps the rule count independent of the number
-/// of sources, and hash sets load far faster than interval sets. (`/0` needs no set.)
-struct NftSet {
-    name: String,
-    kind: &'static str,
-    /// The set's declared capacity: with a size the kernel picks a fixed-size hash, which
-    /// loads about a fifth faster than the growing one (50k sources: 134 → 110 ms). Twice
-    /// the elements, so a hand-added element still fits (and shows up as drift in plan).
-    size: usize,
-    matcher: String,
-    elements: Option<String>,
 }
 
 impl Firewalls {
@@ -75,15 +54,10 @@ impl ChainText {
                 .map(|s| s.net.to_string())
                 .collect::<Vec<_>>()
         };
-        let (v4, v6) = (text(Family::V4), text(Family::V6));
-        let sets = [(Family::V4, &v4), (Family::V6, &v6)]
-            .into_iter()
-            .flat_map(|(f, texts)| nft_sets(p, f, texts))
-            .collect();
         ChainText {
             name: p.chain.clone(),
-            v4,
-            v6,
+            v4: text(Family::V4),
+            v6: text(Family::V6),
             multiport: p
                 .ports
                 .iter()
@@ -94,60 +68,9 @@ impl ChainText {
                     })
                 })
                 .collect(),
-            sets,
-            ports: p
-                .ports
-                .iter()
-                .map(|set| Reject {
-                    protocol: set.protocol.keyword(),
-                    ports: join(&set.ports, ", "),
-                })
-                .collect(),
+            nft: NftPolicy::new(p),
         }
     }
-}
-
-/// `texts` are the family's sources as formatted for iptables: a checked prefix has no host
-/// bits, so the part before `/` is its network address, the set element.
-fn nft_sets(p: &Policy, family: Family, texts: &[String]) -> Vec<NftSet> {
-    // (length, network, its text), longest prefixes first (the most specific match is tried
-    // first), then by address; one sort of a flat list is much cheaper than tree inserts.
-    let mut all: Vec<(u8, IpAddr, &str)> = p
-        .sources_of(family)
-        .zip(texts)
-        .map(|(s, text)| {
-            let network = text.split_once('/').map_or(text.as_str(), |(a, _)| a);
-            (s.net.prefix_len(), s.net.network(), network)
-        })
-        .collect();
-    all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    all.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
-    let (suffix, kind, selector) = (
-        family.suffix(),
-        family.nft_addr_type(),
-        family.nft_selector(),
-    );
-    all.chunk_by(|a, b| a.0 == b.0)
-        .map(|group| {
-            let (len, first, _) = group[0];
-            let mask = IpNet::new(first, len).expect("a valid length").netmask();
-            let full = len == IpNet::from(mask).max_prefix_len();
-            NftSet {
-                name: format!("{}_{suffix}_{len}", p.chain),
-                kind,
-                size: (group.len().max(32) * 2).next_power_of_two(),
-                matcher: match (len, full) {
-                    (0, _) => format!("meta nfproto {}", family.keyword()),
-                    (_, true) => format!("{selector} saddr"),
-                    (_, false) => format!("{selector} saddr & {mask}"),
-                },
-                elements: (len > 0).then(|| {
-                    let texts: Vec<&str> = group.iter().map(|(_, _, t)| *t).collect();
-                    texts.join(", ")
-                }),
-            }
-        })
-        .collect()
 }
 
 fn join(ports: &[u16], sep: &str) -> String {
@@ -156,6 +79,13 @@ fn join(ports: &[u16], sep: &str) -> String {
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(sep)
+}
+
+/// The nftables table of a host from its chains.
+pub(super) fn nft_table(chains: &[&ChainText]) -> NftTable {
+    NftTable {
+        policies: chains.iter().map(|c| c.nft.clone()).collect(),
+    }
 }
 
 #[derive(Template)]
@@ -207,12 +137,15 @@ pub(super) fn iptables<'a>(
 #[template(path = "netc.nft", escape = "none")]
 pub(super) struct Nftables<'a> {
     source: &'a str,
-    chains: &'a [&'a ChainText],
+    policies: Vec<&'a NftPolicy>,
+    input: NftChain,
 }
 
-pub(super) fn nftables<'a>(topo: &'a Topology, chains: &'a [&'a ChainText]) -> Nftables<'a> {
+pub(super) fn nftables<'a>(topo: &'a Topology, chains: &[&'a ChainText]) -> Nftables<'a> {
+    let policies: Vec<&NftPolicy> = chains.iter().map(|c| &c.nft).collect();
     Nftables {
         source: &topo.source,
-        chains,
+        input: input_chain(policies.iter().copied()),
+        policies,
     }
 }

@@ -8,6 +8,7 @@ mod agent;
 mod firewall;
 mod interfaces;
 mod keepalived;
+pub mod nftables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Target;
 use crate::model::{Family, Host, Topology};
 
-pub use firewall::{MULTIPORT_MAX, NFT_TABLE};
+pub use firewall::MULTIPORT_MAX;
+pub use nftables::{NFT_TABLE, NftTable};
 
 /// Every kind of file netc renders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -141,6 +143,12 @@ pub fn tree(topo: &Topology, target: Target) -> BTreeMap<PathBuf, String> {
 /// The files of one host.
 pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
     files(topo, &firewall::Firewalls::new(topo), host, target)
+}
+
+/// The `inet netc` table of one host as data: what netc.nft says, for a netlink batch.
+pub fn nft_table(topo: &Topology, host: &Host) -> NftTable {
+    let firewalls = firewall::Firewalls::new(topo);
+    firewall::nft_table(&firewalls.on(topo, host))
 }
 
 fn files(

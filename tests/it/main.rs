@@ -9,6 +9,7 @@ mod diff;
 mod fmt;
 mod hostile;
 mod netns;
+mod nftnl;
 mod plan;
 mod render;
 mod scale;

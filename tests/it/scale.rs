@@ -12,7 +12,7 @@ use crate::netns::available;
 use crate::traffic::{Loader, check_firewall};
 
 #[path = "../../bench/topology.rs"]
-mod topology;
+pub mod topology;
 
 fn build(
     sources: usize,
