@@ -7,6 +7,7 @@ use netc::live::exec::{self, System};
 use netc::live::guard::{self, Session};
 use netc::live::net::LiveNet;
 use netc::live::netlink::Kernel;
+use netc::live::nftnl;
 use netc::live::plan::{self, Plan};
 use netc::live::probe::{self, Live};
 use netc::live::state::{self, Pending, State};
@@ -64,8 +65,8 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
         root: t.root,
         net: &net,
         iptables_save: &probe::iptables_save,
+        nft_read: &nftnl::read,
         nft_list: &probe::nft_list,
-        nft_record: &State::of_root(t.root).dir.join("nft.json"),
     };
     let plan = plan::plan(topology, host, settings.firewall.target, &live)
         .map_err(|e| CliError::io(format!("cannot read the live state: {e}")))?;

@@ -1,5 +1,5 @@
 //! Carrying out one [`Step`] on the host: the kernel through [`Kernel`], the firewall through
-//! iptables-restore and nft, files through [`install`], and keepalived's reload. Also the
+//! iptables-restore and nftnl, files through [`install`], and keepalived's reload. Also the
 //! check, before anything is touched, of every new file with the tool that will read it.
 
 use std::fs;
@@ -9,9 +9,8 @@ use std::path::Path;
 use super::install::{self, Backup};
 use super::net::NetOp;
 use super::netlink::Kernel;
-use super::plan::NftRecord;
-use super::probe;
-use super::step::Step;
+use super::nftnl;
+use super::step::{NftLoad, Step};
 use crate::model::Family;
 use crate::render::ArtefactKind;
 use crate::tool::{Tool, ToolError};
@@ -34,7 +33,7 @@ impl Step {
         match self {
             Step::Net(op) => net(sys.kernel, op),
             Step::Iptables { family, restore } => iptables_restore(*family, restore),
-            Step::Nft { script, record } => nft_load(script, record),
+            Step::Nft(load) => nft_load(load),
             Step::File {
                 kind,
                 path,
@@ -89,18 +88,19 @@ fn iptables_restore(family: Family, input: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// `nft -f` the script (one transaction), then record what was loaded and the listing.
-fn nft_load(script: &str, record: &Path) -> io::Result<()> {
-    Tool::new("nft").args(["-f", "-"]).input(script).run()?;
-    let r = NftRecord {
-        script: script.to_string(),
-        listing: probe::nft_list()?,
-    };
-    if let Some(dir) = record.parent() {
-        fs::create_dir_all(dir)?;
+/// Loads the `inet netc` table: over netlink, or (an undo) with `nft -f`.
+fn nft_load(load: &NftLoad) -> io::Result<()> {
+    match load {
+        NftLoad::Batch(table) => nftnl::load(table),
+        NftLoad::Script(script) => {
+            Tool::new("nft")
+                .args(["-f", "-"])
+                .input(script.as_str())
+                .run()?;
+            Ok(())
+        }
+        NftLoad::Delete => nftnl::delete(),
     }
-    let json = serde_json::to_vec(&r).expect("plain data");
-    install::install(record, &json, Backup::Skip).map(|_| ())
 }
 
 /// Checks the files a plan installs with the tools that will read them, before anything is

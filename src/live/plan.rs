@@ -1,8 +1,8 @@
 //! `netc plan`: what `apply` would change on a live host, read-only.
 //!
 //! Covers the host's network (links, ports, addresses, default routes: [`super::net`]), its
-//! files (compared with the render), the live iptables chains (through `iptables-save`) and
-//! the owned agent.properties keys (merged, never replaced). Besides what people read, a plan
+//! files (compared with the render), the live iptables chains (through `iptables-save`), the
+//! `inet netc` table (over netlink: [`super::nftnl`]) and the owned agent.properties keys (merged, never replaced). Besides what people read, a plan
 //! carries the [`Step`]s that `apply` runs, each with its inverse.
 
 use std::path::PathBuf;
@@ -12,12 +12,13 @@ use serde::Serialize;
 use super::install::read_text_opt;
 use super::iptables;
 use super::net::{self, NetOp};
+use super::nftnl;
 use super::probe::Live;
 use super::properties::{self, KeyState};
-use super::step::Step;
+use super::step::{NftLoad, Step};
 use crate::config::Target;
 use crate::model::{Host, Topology};
-use crate::render::{self, ArtefactKind};
+use crate::render::{self, ArtefactKind, NftTable};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -67,15 +68,6 @@ pub struct AgentKey {
     pub wanted: String,
 }
 
-/// What the last apply loaded into the `inet netc` table and what the kernel listed after.
-/// The table is current when both still hold: the render is the same and nobody changed the
-/// table since (its listing is the same).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct NftRecord {
-    pub script: String,
-    pub listing: Option<String>,
-}
-
 pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::io::Result<Plan> {
     let net = net::plan(host, live.net);
     let mut plan = Plan {
@@ -115,7 +107,11 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
                 agent_keys(host, old.as_deref(), &mut plan, file_step);
                 continue;
             }
-            ArtefactKind::Nft => firewall_steps.extend(nft(&artefact.text, live, &mut plan)?),
+            ArtefactKind::Nft => {
+                let current = old.as_deref() == Some(artefact.text.as_str());
+                let table = render::nft_table(topo, host);
+                firewall_steps.extend(nft(table, current, live, &mut plan)?);
+            }
             ArtefactKind::RulesV4 | ArtefactKind::RulesV6 => {
                 // The live firewall can differ from the rules file, current or not.
                 let family = kind.family().expect("a rules file");
@@ -181,32 +177,34 @@ fn agent_keys(
     }
 }
 
-/// The nftables target: reload the table when the render or the live table changed.
-fn nft(script: &str, live: &Live, plan: &mut Plan) -> std::io::Result<Option<(Step, Step)>> {
-    let listing = (live.nft_list)()?;
-    let record: Option<NftRecord> =
-        read_text_opt(live.nft_record)?.and_then(|t| serde_json::from_str(&t).ok());
-    let change = match &record {
-        _ if listing.is_none() => Some("create table inet netc"),
-        Some(r) if r.listing != listing => {
-            Some("reload table inet netc (changed since netc loaded it)")
+/// The nftables target: load the table when the kernel's differs from the batch netc would
+/// send (read over netlink). When netc.nft is already current, the difference is a change
+/// made by hand since netc loaded it: drift.
+fn nft(
+    table: NftTable,
+    file_current: bool,
+    live: &Live,
+    plan: &mut Plan,
+) -> std::io::Result<Option<(Step, Step)>> {
+    let have = (live.nft_read)()?;
+    let want = nftnl::Snapshot::of(&nftnl::batch(&table));
+    let (change, undo) = match have {
+        None => ("create table inet netc", NftLoad::Delete),
+        Some(have) if have == want => return Ok(None),
+        Some(_) => {
+            // The undo puts back the table as nft lists it: it need not be netc's.
+            let listing = (live.nft_list)()?.unwrap_or_default();
+            let undo = format!("table inet netc\ndelete table inet netc\n{listing}");
+            let change = if file_current {
+                "reload table inet netc (changed since netc loaded it)"
+            } else {
+                "reload table inet netc"
+            };
+            (change, NftLoad::Script(undo))
         }
-        Some(r) if r.script == script => None,
-        _ => Some("reload table inet netc"),
-    };
-    let Some(change) = change else {
-        return Ok(None);
     };
     plan.firewall.push(change.to_string());
-    let undo = format!(
-        "table inet netc\ndelete table inet netc\n{}",
-        listing.as_deref().unwrap_or("")
-    );
-    let step = |script| Step::Nft {
-        script,
-        record: live.nft_record.to_path_buf(),
-    };
-    Ok(Some((step(script.to_string()), step(undo))))
+    Ok(Some((Step::Nft(NftLoad::Batch(table)), Step::Nft(undo))))
 }
 
 /// The plan for people.

@@ -1,11 +1,13 @@
 //! Reading the live state that is not the network: the firewall as iptables-save and nft
-//! list it, and netc's files under the host's root. [`Live`] bundles the readers so that
+//! list it (the `inet netc` table itself is read over netlink), and netc's files under the
+//! host's root. [`Live`] bundles the readers so that
 //! the planner can be given others in tests.
 
 use std::io;
 use std::path::Path;
 
 use super::net::LiveNet;
+use super::nftnl::Snapshot;
 use crate::model::Family;
 use crate::render::NFT_TABLE;
 use crate::tool::Tool;
@@ -16,10 +18,11 @@ pub struct Live<'a> {
     pub root: &'a Path,
     pub net: &'a LiveNet,
     pub iptables_save: &'a dyn Fn(Family) -> io::Result<String>,
-    /// `nft list table inet netc`; `None` when there is no such table.
+    /// The `inet netc` table as read over netlink ([`super::nftnl::read`]); `None` when
+    /// there is no such table.
+    pub nft_read: &'a dyn Fn() -> io::Result<Option<Snapshot>>,
+    /// `nft list table inet netc`, read only to undo a change to a table that exists.
     pub nft_list: &'a dyn Fn() -> io::Result<Option<String>>,
-    /// Where apply records what it loaded into nftables (see [`super::plan::NftRecord`]).
-    pub nft_record: &'a Path,
 }
 
 /// `iptables-save -t filter` (or ip6tables-save).

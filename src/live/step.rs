@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::net::NetOp;
 use crate::model::Family;
-use crate::render::ArtefactKind;
+use crate::render::{ArtefactKind, NftTable};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", content = "with", rename_all = "kebab-case")]
@@ -20,12 +20,8 @@ pub enum Step {
         family: Family,
         restore: String,
     },
-    /// `nft -f` this script (one transaction), then record it and the table's listing at
-    /// `record` ([`super::plan::NftRecord`]).
-    Nft {
-        script: String,
-        record: PathBuf,
-    },
+    /// Replace the `inet netc` table, in one transaction.
+    Nft(NftLoad),
     /// Put `content` at `path` (`None`: remove it); `check` it first with the tool that
     /// reads it, where that needs the new network (keepalived); reload what rereads it.
     File {
@@ -41,7 +37,8 @@ impl fmt::Display for Step {
         match self {
             Step::Net(op) => write!(f, "{op}"),
             Step::Iptables { family, .. } => write!(f, "restore netc's {} chains", family.name()),
-            Step::Nft { .. } => write!(f, "load table inet netc"),
+            Step::Nft(NftLoad::Delete) => write!(f, "delete table inet netc"),
+            Step::Nft(_) => write!(f, "load table inet netc"),
             Step::File {
                 path,
                 content: Some(_),
@@ -54,4 +51,17 @@ impl fmt::Display for Step {
             } => write!(f, "remove {}", path.display()),
         }
     }
+}
+
+/// What goes into the `inet netc` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NftLoad {
+    /// netc's table, as one nftnl batch ([`super::nftnl`]).
+    Batch(NftTable),
+    /// An `nft -f` script: the undo of a table that was not netc's as rendered (its
+    /// listing, after deleting the table).
+    Script(String),
+    /// No table: the undo of creating it.
+    Delete,
 }

@@ -526,6 +526,28 @@ fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
         "nft",
         "add table inet other; add chain inet other c { type filter hook input priority 10; }",
     ]);
+    // Undone, a first load deletes the table again (and leaves the other table alone).
+    h.apply_ok(&["--confirm", "600"]);
+    assert!(
+        h.ns.ok(&["nft", "list", "tables"])
+            .contains("table inet netc")
+    );
+    let rollback = |h: &Host| {
+        let root = h.root();
+        assert_exit(
+            &h.command(&["rollback", "--root", root.to_str().unwrap()])
+                .output()
+                .unwrap(),
+            0,
+            "",
+        );
+    };
+    rollback(&h);
+    assert!(
+        !h.ns
+            .ok(&["nft", "list", "tables"])
+            .contains("table inet netc")
+    );
     let out = h.apply_ok(&[]);
     assert!(
         out.contains("  firewall\n    ~ create table inet netc\n"),
@@ -563,6 +585,12 @@ fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
         "{}",
         stdout(&o)
     );
+    // Undone, a reload puts back the table as it was, hand edit included.
+    let edited = h.ns.ok(&["nft", "list", "table", "inet", "netc"]);
+    h.apply_ok(&["--confirm", "600"]);
+    assert_eq!(h.ns.ok(&["nft", "list", "table", "inet", "netc"]), table);
+    rollback(&h);
+    assert_eq!(h.ns.ok(&["nft", "list", "table", "inet", "netc"]), edited);
     h.apply_ok(&[]);
     assert_eq!(h.ns.ok(&["nft", "list", "table", "inet", "netc"]), table);
     let o = h.netc("plan", &[]);
