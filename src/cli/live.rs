@@ -65,6 +65,7 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
         root: t.root,
         net: &net,
         iptables_save: &probe::iptables_save,
+        ipset_save: &probe::ipset_save,
         nft_read: &nftnl::read,
         nft_list: &probe::nft_list,
     };

@@ -288,8 +288,8 @@ pub struct AgentKey {
 
 impl HostPlan {
     /// What changed on the host by other hands since netc set it up: owned agent keys with
-    /// another value, a hand-edited nftables table, and live firewall changes while the
-    /// rules file of that family is already current.
+    /// another value, a hand-edited nftables table, and live firewall changes (chains,
+    /// ipsets) while their file is already current.
     pub fn drift(&self) -> usize {
         let file_changes = |name: &str| {
             self.files
@@ -298,6 +298,7 @@ impl HostPlan {
         };
         let firewall = self.firewall.iter().filter(|c| {
             c.contains("changed since netc loaded it")
+                || (c.starts_with("ipset ") && !file_changes("ipsets"))
                 || (c.starts_with("IPv4:") && !file_changes("rules.v4"))
                 || (c.starts_with("IPv6:") && !file_changes("rules.v6"))
         });

@@ -33,6 +33,13 @@ impl Step {
         match self {
             Step::Net(op) => net(sys.kernel, op),
             Step::Iptables { family, restore } => iptables_restore(*family, restore),
+            Step::Ipset { restore } => {
+                Tool::new("ipset")
+                    .args(["-exist", "restore"])
+                    .input(restore.as_str())
+                    .run()?;
+                Ok(())
+            }
             Step::Nft(load) => nft_load(load),
             Step::File {
                 kind,
@@ -104,20 +111,50 @@ fn nft_load(load: &NftLoad) -> io::Result<()> {
 }
 
 /// Checks the files a plan installs with the tools that will read them, before anything is
-/// touched: `iptables-restore --test`, `nft -c`, `ifquery --list`. keepalived's config is
-/// checked when it is installed (`keepalived -t` wants the bridges to exist). A tool that is
-/// not installed is a note, not an error.
+/// touched: `iptables-restore --test`, `ipset restore` and `nft -c`, `ifquery --list`.
+/// keepalived's config is checked when it is installed (`keepalived -t` wants the bridges to
+/// exist). A tool that is not installed is a note, not an error.
+///
+/// The checks are independent: they run side by side, each in its own process.
 pub fn validate(steps: &[(Step, Step)], notes: &mut Vec<String>) -> io::Result<()> {
-    for (step, _) in steps {
-        if let Step::File {
-            kind,
-            path,
-            content: Some(text),
-            check: false,
-        } = step
-        {
-            check_file(*kind, path, text, notes)?;
-        }
+    let files: Vec<(ArtefactKind, &Path, &str)> = steps
+        .iter()
+        .filter_map(|(step, _)| match step {
+            Step::File {
+                kind,
+                path,
+                content: Some(text),
+                check: false,
+            } => Some((*kind, path.as_path(), text.as_str())),
+            _ => None,
+        })
+        .collect();
+    // Rules that match netc's ipsets are checked with the sets: the new file, or the
+    // current one beside the rules.
+    let ipsets = files
+        .iter()
+        .find(|(k, _, _)| *k == ArtefactKind::Ipsets)
+        .map(|(_, _, t)| t.to_string());
+    let results: Vec<io::Result<Vec<String>>> = std::thread::scope(|s| {
+        let checks: Vec<_> = files
+            .iter()
+            .map(|&(kind, path, text)| {
+                let ipsets = ipsets.clone();
+                s.spawn(move || {
+                    let mut notes = Vec::new();
+                    let sets =
+                        ipsets.or_else(|| fs::read_to_string(path.with_file_name("ipsets")).ok());
+                    check_with(kind, path, text, sets.as_deref(), &mut notes).map(|()| notes)
+                })
+            })
+            .collect();
+        checks
+            .into_iter()
+            .map(|c| c.join().expect("a check does not panic"))
+            .collect()
+    });
+    for r in results {
+        notes.extend(r?);
     }
     Ok(())
 }
@@ -129,16 +166,43 @@ fn check_file(
     text: &str,
     notes: &mut Vec<String>,
 ) -> io::Result<()> {
+    check_with(kind, path, text, None, notes)
+}
+
+/// [`check_file`]; iptables rules that match sets are checked with `ipsets` loaded first,
+/// in a network namespace of their own that vanishes with the check.
+fn check_with(
+    kind: ArtefactKind,
+    path: &Path,
+    text: &str,
+    ipsets: Option<&str>,
+    notes: &mut Vec<String>,
+) -> io::Result<()> {
     let Some(checker) = kind.checker() else {
         return Ok(());
     };
     let mut file = tempfile::Builder::new().prefix("netc-check").tempfile()?;
     file.write_all(text.as_bytes())?;
-    let tool = Tool::new(checker.tool).args(checker.args);
-    let tool = if checker.stdin {
-        tool.input(text)
-    } else {
-        tool.arg(file.path())
+    let mut sets = tempfile::Builder::new().prefix("netc-check").tempfile()?;
+    // The tool to name in a rejection (`unshare` only makes the namespace).
+    let mut shown: Option<&str> = checker
+        .args
+        .get(1)
+        .copied()
+        .filter(|_| checker.tool == "unshare");
+    let restore = kind.family().map(|f| format!("{}-restore", f.iptables()));
+    let tool = match (&restore, ipsets) {
+        (Some(restore), Some(ipsets)) if text.contains(" --match-set ") => {
+            sets.write_all(ipsets.as_bytes())?;
+            shown = Some(restore.as_str());
+            let script = format!("ipset restore < \"$1\"; exec {restore} --test < \"$2\"");
+            Tool::new("unshare")
+                .args(["--net", "sh", "-ec", &script, "sh"])
+                .arg(sets.path())
+                .arg(file.path())
+        }
+        _ if checker.stdin => Tool::new(checker.tool).args(checker.args).input(text),
+        _ => Tool::new(checker.tool).args(checker.args).arg(file.path()),
     };
     match tool.run() {
         Ok(_) => Ok(()),
@@ -154,7 +218,8 @@ fn check_file(
             status,
             stderr,
         }) => Err(io::Error::other(format!(
-            "{tool} rejects the new {} (exit {}): {}",
+            "{} rejects the new {} (exit {}): {}",
+            shown.unwrap_or(tool.as_str()),
             path.display(),
             status.unwrap_or(-1),
             stderr.trim()

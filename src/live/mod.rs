@@ -12,6 +12,7 @@ pub mod apply;
 pub mod exec;
 pub mod guard;
 pub mod install;
+pub mod ipset;
 pub mod iptables;
 pub mod net;
 pub mod netlink;

@@ -1,7 +1,8 @@
 //! `netc plan`: what `apply` would change on a live host, read-only.
 //!
 //! Covers the host's network (links, ports, addresses, default routes: [`super::net`]), its
-//! files (compared with the render), the live iptables chains (through `iptables-save`), the
+//! files (compared with the render), the live iptables chains (through `iptables-save`) and
+//! netc's ipsets (`ipset save`, only on hosts that have them), the
 //! `inet netc` table (over netlink: [`super::nftnl`]) and the owned agent.properties keys (merged, never replaced). Besides what people read, a plan
 //! carries the [`Step`]s that `apply` runs, each with its inverse.
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::install::read_text_opt;
+use super::ipset;
 use super::iptables;
 use super::net::{self, NetOp};
 use super::nftnl;
@@ -111,6 +113,15 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
                 let current = old.as_deref() == Some(artefact.text.as_str());
                 let table = render::nft_table(topo, host);
                 firewall_steps.extend(nft(table, current, live, &mut plan)?);
+            }
+            ArtefactKind::Ipsets => {
+                // Before the rules that match the sets (the undo runs after theirs).
+                let p = ipset::plan(&artefact.text, &(live.ipset_save)()?);
+                if let Some(restore) = p.restore {
+                    firewall_steps.push((Step::Ipset { restore }, Step::Ipset { restore: p.undo }));
+                }
+                plan.firewall.extend(p.changes);
+                plan.refusals.extend(p.refusals);
             }
             ArtefactKind::RulesV4 | ArtefactKind::RulesV6 => {
                 // The live firewall can differ from the rules file, current or not.

@@ -18,6 +18,8 @@ pub struct Live<'a> {
     pub root: &'a Path,
     pub net: &'a LiveNet,
     pub iptables_save: &'a dyn Fn(Family) -> io::Result<String>,
+    /// `ipset save`, read only when the host has netc ipsets.
+    pub ipset_save: &'a dyn Fn() -> io::Result<String>,
     /// The `inet netc` table as read over netlink ([`super::nftnl::read`]); `None` when
     /// there is no such table.
     pub nft_read: &'a dyn Fn() -> io::Result<Option<Snapshot>>,
@@ -29,6 +31,11 @@ pub struct Live<'a> {
 pub fn iptables_save(family: Family) -> io::Result<String> {
     let tool = format!("{}-save", family.iptables());
     Ok(Tool::new(&tool).args(["-t", "filter"]).text()?)
+}
+
+/// `ipset save`: every set, in the format of an ipset restore file.
+pub fn ipset_save() -> io::Result<String> {
+    Ok(Tool::new("ipset").arg("save").text()?)
 }
 
 /// `nft list table inet netc`, or `None` when there is no such table.

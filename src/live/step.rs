@@ -20,6 +20,10 @@ pub enum Step {
         family: Family,
         restore: String,
     },
+    /// `ipset -exist restore` with this input: netc's sets, created or swapped.
+    Ipset {
+        restore: String,
+    },
     /// Replace the `inet netc` table, in one transaction.
     Nft(NftLoad),
     /// Put `content` at `path` (`None`: remove it); `check` it first with the tool that
@@ -37,6 +41,7 @@ impl fmt::Display for Step {
         match self {
             Step::Net(op) => write!(f, "{op}"),
             Step::Iptables { family, .. } => write!(f, "restore netc's {} chains", family.name()),
+            Step::Ipset { .. } => write!(f, "restore netc's ipsets"),
             Step::Nft(NftLoad::Delete) => write!(f, "delete table inet netc"),
             Step::Nft(_) => write!(f, "load table inet netc"),
             Step::File {

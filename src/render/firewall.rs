@@ -1,8 +1,11 @@
-//! The firewall: iptables-save files (`rules.v4`, `rules.v6`) and the `inet netc` nftables
-//! table, from text prepared once per policy and shared by every host it is on.
+//! The firewall: iptables-save files (`rules.v4`, `rules.v6`, and for large policies the
+//! `ipsets` they match: [`super::ipset`]) and the `inet netc` nftables table
+//! ([`super::nftables`]), from text prepared once per policy and shared by every host it is
+//! on.
 
 use askama::Template;
 
+use super::ipset::{self, Ipset};
 use super::nftables::{NftChain, NftPolicy, NftTable, input_chain};
 use crate::model::{Family, Host, Policy, Topology};
 
@@ -16,9 +19,12 @@ pub(super) struct Firewalls {
 
 pub(super) struct ChainText {
     name: String,
-    /// Sources per family, in source order, each formatted once (`192.0.2.0/24`).
+    /// Sources per family matched by a rule each, in source order, each formatted once
+    /// (`192.0.2.0/24`).
     v4: Vec<String>,
     v6: Vec<String>,
+    /// Per family, the set that holds the sources of large groups.
+    sets: Vec<Ipset>,
     /// iptables: per protocol, at most 15 ports a rule.
     multiport: Vec<Reject>,
     /// nftables: the policy's sets and chain, as data (the batch is built from it too).
@@ -54,10 +60,13 @@ impl ChainText {
                 .map(|s| s.net.to_string())
                 .collect::<Vec<_>>()
         };
+        let (v4, set4) = ipset::split(p, Family::V4, text(Family::V4));
+        let (v6, set6) = ipset::split(p, Family::V6, text(Family::V6));
         ChainText {
             name: p.chain.clone(),
-            v4: text(Family::V4),
-            v6: text(Family::V6),
+            v4,
+            v6,
+            sets: set4.into_iter().chain(set6).collect(),
             multiport: p
                 .ports
                 .iter()
@@ -81,6 +90,11 @@ fn join(ports: &[u16], sep: &str) -> String {
         .join(sep)
 }
 
+/// The ipsets of a host's chains, in topology order.
+pub(super) fn host_ipsets<'a>(chains: &[&'a ChainText]) -> Vec<&'a Ipset> {
+    chains.iter().flat_map(|c| &c.sets).collect()
+}
+
 /// The nftables table of a host from its chains.
 pub(super) fn nft_table(chains: &[&ChainText]) -> NftTable {
     NftTable {
@@ -101,6 +115,7 @@ pub(super) struct Iptables<'a> {
 struct IptChain<'a> {
     name: &'a str,
     sources: &'a [String],
+    set: Option<&'a str>,
     rejects: &'a [Reject],
 }
 
@@ -117,6 +132,11 @@ pub(super) fn iptables<'a>(
                 Family::V4 => &c.v4,
                 Family::V6 => &c.v6,
             },
+            set: c
+                .sets
+                .iter()
+                .find(|s| s.family == family)
+                .map(|s| s.name.as_str()),
             rejects: &c.multiport,
         })
         .collect();

@@ -7,6 +7,7 @@
 mod agent;
 mod firewall;
 mod interfaces;
+pub mod ipset;
 mod keepalived;
 pub mod nftables;
 
@@ -28,6 +29,8 @@ pub use nftables::{NFT_TABLE, NftTable};
 pub enum ArtefactKind {
     /// ifupdown's `/etc/network/interfaces`.
     Interfaces,
+    /// ipset-persistent's sets of large policies, loaded before the rules that match them.
+    Ipsets,
     /// iptables-save files for netfilter-persistent.
     RulesV4,
     RulesV6,
@@ -48,8 +51,9 @@ pub struct Checker {
 }
 
 impl ArtefactKind {
-    pub const ALL: [ArtefactKind; 6] = [
+    pub const ALL: [ArtefactKind; 7] = [
         ArtefactKind::Interfaces,
+        ArtefactKind::Ipsets,
         ArtefactKind::RulesV4,
         ArtefactKind::RulesV6,
         ArtefactKind::Nft,
@@ -61,6 +65,7 @@ impl ArtefactKind {
     pub fn path(self) -> &'static str {
         match self {
             ArtefactKind::Interfaces => "etc/network/interfaces",
+            ArtefactKind::Ipsets => "etc/iptables/ipsets",
             ArtefactKind::RulesV4 => "etc/iptables/rules.v4",
             ArtefactKind::RulesV6 => "etc/iptables/rules.v6",
             ArtefactKind::Nft => "etc/nftables.d/netc.nft",
@@ -98,6 +103,8 @@ impl ArtefactKind {
     pub fn checker(self) -> Option<Checker> {
         let (tool, args, stdin): (_, &'static [&'static str], _) = match self {
             ArtefactKind::Interfaces => ("ifquery", &["--list", "-i"], false),
+            // A real restore, in a network namespace of its own that vanishes with it.
+            ArtefactKind::Ipsets => ("unshare", &["--net", "ipset", "restore"], true),
             ArtefactKind::RulesV4 => ("iptables-restore", &["--test"], true),
             ArtefactKind::RulesV6 => ("ip6tables-restore", &["--test"], true),
             ArtefactKind::Nft => ("nft", &["-c", "-f"], false),
@@ -145,6 +152,15 @@ pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
     files(topo, &firewall::Firewalls::new(topo), host, target)
 }
 
+/// The netc ipsets of one host (iptables target), as rendered to `etc/iptables/ipsets`.
+pub fn host_ipsets(topo: &Topology, host: &Host) -> Vec<ipset::Ipset> {
+    let firewalls = firewall::Firewalls::new(topo);
+    firewall::host_ipsets(&firewalls.on(topo, host))
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
 /// The `inet netc` table of one host as data: what netc.nft says, for a netlink batch.
 pub fn nft_table(topo: &Topology, host: &Host) -> NftTable {
     let firewalls = firewall::Firewalls::new(topo);
@@ -163,6 +179,10 @@ fn files(
     )];
     let chains = firewalls.on(topo, host);
     if target.iptables() {
+        let sets = firewall::host_ipsets(&chains);
+        if !sets.is_empty() {
+            out.push(artefact(ArtefactKind::Ipsets, ipset::ipsets(topo, sets)));
+        }
         for family in Family::ALL {
             let rules = firewall::iptables(topo, &chains, family);
             out.push(artefact(ArtefactKind::rules(family), rules));

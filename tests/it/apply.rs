@@ -609,6 +609,7 @@ fn validation_runs_the_real_tools_on_the_new_files() {
         let kind = match name {
             "rules.v4" => ArtefactKind::RulesV4,
             "interfaces" => ArtefactKind::Interfaces,
+            "ipsets" => ArtefactKind::Ipsets,
             _ => ArtefactKind::Nft,
         };
         let step = Step::File {
@@ -640,5 +641,118 @@ fn validation_runs_the_real_tools_on_the_new_files() {
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("nft rejects"), "{e}");
+        // Rules that match a set are checked with the new sets, in a namespace of their own.
+        let sets = "create CS_v4 hash:net family inet\nadd CS_v4 10.0.0.1\n";
+        let with_set = good.replace("-j REJECT", "-m set --match-set CS_v4 src -j REJECT");
+        validate(
+            &[file("ipsets", sets), file("rules.v4", &with_set)],
+            &mut notes,
+        )
+        .unwrap();
+        let e = validate(
+            &[
+                file("ipsets", &sets.replace("CS_v4", "OTHER")),
+                file("rules.v4", &with_set),
+            ],
+            &mut notes,
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("iptables-restore rejects"), "{e}");
+        let e = validate(
+            &[file(
+                "ipsets",
+                "create X hash:net family inet\nadd X 10.0.0.300\n",
+            )],
+            &mut notes,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("ipset rejects the new /nowhere/ipsets"),
+            "{e}"
+        );
     });
+}
+
+/// A large policy (the iptables target): apply creates netc's ipsets before the rules that
+/// match them, a second apply has nothing to do, a changed source is swapped into the set
+/// without touching the chain, a rollback swaps the old elements back, and a hand edit of a
+/// set is drift that apply repairs.
+#[test]
+fn large_policies_apply_as_ipsets_swapped_on_change() {
+    if !ready() || !available("ipset apply", &["ipset", "unshare"]) {
+        return;
+    }
+    let h = Host::new("ipset");
+    let many4: String = (1..=40)
+        .map(|i| format!("    allow 198.18.0.{i}\n"))
+        .collect();
+    let many6: String = (1..=40)
+        .map(|i| format!("    allow 2001:db8:5:{i:x}::/64\n"))
+        .collect();
+    h.edit_topology(&[(
+        "    allow vlan 529\n",
+        &format!("    allow vlan 529\n{many4}{many6}"),
+    )]);
+    let out = h.apply_ok(&[]);
+    assert!(
+        out.contains("    ~ ipset CLOUDSTACK-SERVICES_v4: create (40 prefixes)\n")
+            && out.contains("    ~ ipset CLOUDSTACK-SERVICES_v6: create (41 prefixes)\n"),
+        "{out}"
+    );
+    assert!(h.root().join("etc/iptables/ipsets").is_file());
+    let sets = || h.ns.ok(&["ipset", "save"]);
+    assert!(sets().contains("add CLOUDSTACK-SERVICES_v6 2001:db8:5:28::/64\n"));
+    let v4 = h.ns.ok(&["iptables-save", "-t", "filter"]);
+    assert!(v4.contains(
+        "-A CLOUDSTACK-SERVICES -m set --match-set CLOUDSTACK-SERVICES_v4 src -j RETURN"
+    ));
+    assert!(
+        !v4.contains("198.18.0.1"),
+        "the large group is not rules: {v4}"
+    );
+    let o = h.netc("apply", &[]);
+    assert!(
+        stdout(&o).starts_with("chamomile: no changes\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    h.edit_topology(&[("    allow 198.18.0.40\n", "    allow 198.18.1.40\n")]);
+    let out = h.apply_ok(&["--confirm", "600"]);
+    assert!(
+        out.contains("    ~ ipset CLOUDSTACK-SERVICES_v4: swap in 40 prefixes (+1 −1)\n")
+            && !out.contains("chain"),
+        "{out}"
+    );
+    let now = sets();
+    assert!(
+        now.contains("198.18.1.40") && !now.contains("198.18.0.40\n"),
+        "{now}"
+    );
+    assert!(!now.contains("netc-swap"), "{now}");
+    let root = h.root();
+    let rollback = h
+        .command(&["rollback", "--root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&rollback, 0, "");
+    let back = sets();
+    assert!(
+        back.contains("198.18.0.40\n") && !back.contains("198.18.1.40"),
+        "{back}"
+    );
+
+    h.apply_ok(&[]);
+    h.ns.ok(&["ipset", "del", "CLOUDSTACK-SERVICES_v4", "198.18.0.7"]);
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ ipset CLOUDSTACK-SERVICES_v4: swap in 40 prefixes (+1 −0)"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    assert!(sets().contains("add CLOUDSTACK-SERVICES_v4 198.18.0.7\n"));
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use netc::config::Target;
 use netc::diag::Code;
 use netc::render;
+use netc::render::ipset::IPSET_MIN;
 
 use crate::netns::available;
 use crate::traffic::{Loader, check_firewall};
@@ -35,8 +36,8 @@ fn file<'a>(
 }
 
 #[test]
-fn rule_counts_follow_the_sources_and_nft_rules_do_not() {
-    for n in [10, 1_000, 10_000] {
+fn rule_counts_do_not_grow_with_the_sources() {
+    for n in [10, 62, 64, 1_000, 10_000] {
         let (_, tree) = build(n, 1);
         let returns = |rel: &str| {
             file(&tree, rel)
@@ -44,8 +45,18 @@ fn rule_counts_follow_the_sources_and_nft_rules_do_not() {
                 .filter(|l| l.ends_with("-j RETURN"))
                 .count()
         };
-        assert_eq!(returns("etc/iptables/rules.v4"), n.div_ceil(2), "N={n}");
-        assert_eq!(returns("etc/iptables/rules.v6"), n / 2, "N={n}");
+        // Below the threshold a rule per source; from it on, one rule matching an ipset.
+        let per_family = |count: usize| if count < IPSET_MIN { count } else { 1 };
+        assert_eq!(
+            returns("etc/iptables/rules.v4"),
+            per_family(n.div_ceil(2)),
+            "N={n}"
+        );
+        assert_eq!(returns("etc/iptables/rules.v6"), per_family(n / 2), "N={n}");
+        let members = tree
+            .get(&Path::new("h00001").join("etc/iptables/ipsets"))
+            .map_or(0, |t| t.lines().filter(|l| l.starts_with("add ")).count());
+        assert_eq!(members, if n / 2 < IPSET_MIN { 0 } else { n }, "N={n}");
         let nft = file(&tree, "etc/nftables.d/netc.nft");
         let rules = nft
             .lines()
@@ -66,7 +77,8 @@ fn every_host_gets_its_files() {
     let (c, tree) = build(10, 300);
     let topo = c.topology.unwrap();
     assert_eq!(topo.hosts.len(), 300);
-    // interfaces, rules.v4, rules.v6, netc.nft, agent.properties; keepalived on the two VIP members.
+    // interfaces, rules.v4, rules.v6, netc.nft, agent.properties (10 sources: no ipsets);
+    // keepalived on the two VIP members.
     assert_eq!(tree.len(), 300 * 5 + 2);
 }
 
@@ -103,7 +115,7 @@ fn generated_firewall_behaves() {
     }
     let (c, _) = build(2_000, 1);
     let topo = c.topology.unwrap();
-    for loader in [Loader::Iptables, Loader::Nftables] {
+    for loader in [Loader::Iptables, Loader::Nftables, Loader::Nftnl] {
         let tried = check_firewall(&topo, &topo.hosts[0], loader, 24);
         assert!(tried >= 6 * 24, "{tried}");
     }
