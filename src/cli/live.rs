@@ -57,6 +57,16 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
     };
     let topology = compiled.topology.as_ref().expect("model() checked");
     let host = find_host(compiled, t.host)?;
+    // The two iptables-save run while netc reads the network.
+    let saves = settings
+        .firewall
+        .target
+        .iptables()
+        .then(probe::IptablesSaves::start);
+    let iptables_save = |family| match &saves {
+        Some(s) => s.take(family),
+        None => probe::iptables_save(family),
+    };
     let kernel = Kernel::open().map_err(|e| CliError::io(format!("cannot open rtnetlink: {e}")))?;
     let net = kernel
         .read()
@@ -64,7 +74,7 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
     let live = Live {
         root: t.root,
         net: &net,
-        iptables_save: &probe::iptables_save,
+        iptables_save: &iptables_save,
         ipset_save: &probe::ipset_save,
         nft_read: &nftnl::read,
         nft_list: &probe::nft_list,

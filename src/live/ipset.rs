@@ -141,10 +141,13 @@ fn fill(out: &mut String, name: &str, set: &Set) {
 }
 
 /// Fills a temporary set and swaps it with `name`; the temporary one (then holding the old
-/// elements) is destroyed.
+/// elements) is destroyed. One left over by an interrupted apply is destroyed first (under
+/// `-exist`, destroying a missing set is no error, and creating an existing one of other
+/// options would keep the old one).
 fn swap(out: &mut String, name: &str, set: &Set) {
     let (_, family) = set.kind();
     let tmp = format!("netc-swap-{}", family.unwrap_or("inet"));
+    *out += &format!("destroy {tmp}\n");
     fill(out, &tmp, set);
     *out += &format!("swap {tmp} {name}\ndestroy {tmp}\n");
 }
@@ -183,8 +186,9 @@ mod tests {
         let p = plan(RENDERED, live);
         let r = p.restore.unwrap();
         assert!(
-            r.starts_with("create netc-swap-inet hash:net family inet hashsize 1024")
-                && r.contains("add netc-swap-inet 10.1.0.0/16\n")
+            r.starts_with(
+                "destroy netc-swap-inet\ncreate netc-swap-inet hash:net family inet hashsize 1024"
+            ) && r.contains("add netc-swap-inet 10.1.0.0/16\n")
                 && r.ends_with("swap netc-swap-inet CS_v4\ndestroy netc-swap-inet\n"),
             "{r}"
         );

@@ -33,6 +33,37 @@ pub fn iptables_save(family: Family) -> io::Result<String> {
     Ok(Tool::new(&tool).args(["-t", "filter"]).text()?)
 }
 
+/// `iptables-save` of both families, started at once on their own threads: the tools run
+/// side by side while netc reads the rest of the host, and [`Self::take`] waits for one.
+pub struct IptablesSaves {
+    running: std::sync::Mutex<Vec<(Family, std::thread::JoinHandle<io::Result<String>>)>>,
+}
+
+impl IptablesSaves {
+    pub fn start() -> IptablesSaves {
+        let running = Family::ALL
+            .into_iter()
+            .map(|f| (f, std::thread::spawn(move || iptables_save(f))))
+            .collect();
+        IptablesSaves {
+            running: std::sync::Mutex::new(running),
+        }
+    }
+
+    /// The family's save (run again if it was taken before).
+    pub fn take(&self, family: Family) -> io::Result<String> {
+        let handle = {
+            let mut running = self.running.lock().expect("not poisoned");
+            let i = running.iter().position(|(f, _)| *f == family);
+            i.map(|i| running.remove(i).1)
+        };
+        match handle {
+            Some(h) => h.join().expect("iptables-save's thread does not panic"),
+            None => iptables_save(family),
+        }
+    }
+}
+
 /// `ipset save`: every set, in the format of an ipset restore file.
 pub fn ipset_save() -> io::Result<String> {
     Ok(Tool::new("ipset").arg("save").text()?)

@@ -719,6 +719,15 @@ fn large_policies_apply_as_ipsets_swapped_on_change() {
     );
 
     h.edit_topology(&[("    allow 198.18.0.40\n", "    allow 198.18.1.40\n")]);
+    // What an apply killed mid-swap leaves behind is cleared first.
+    h.ns.ok(&[
+        "ipset",
+        "create",
+        "netc-swap-inet",
+        "hash:ip",
+        "family",
+        "inet6",
+    ]);
     let out = h.apply_ok(&["--confirm", "600"]);
     assert!(
         out.contains("    ~ ipset CLOUDSTACK-SERVICES_v4: swap in 40 prefixes (+1 −1)\n")
