@@ -5,6 +5,7 @@ use std::path::Path;
 use netc::live::apply::{self, Failure};
 use netc::live::exec::{self, System};
 use netc::live::guard::{self, Session};
+use netc::live::left;
 use netc::live::net::LiveNet;
 use netc::live::netlink::Kernel;
 use netc::live::nftnl;
@@ -57,12 +58,11 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
     };
     let topology = compiled.topology.as_ref().expect("model() checked");
     let host = find_host(compiled, t.host)?;
-    // The two iptables-save run while netc reads the network.
-    let saves = settings
-        .firewall
-        .target
-        .iptables()
-        .then(probe::IptablesSaves::start);
+    // What netc left in iptables-nft's tables, if no table changed since; else the two
+    // iptables-save run while netc reads the network.
+    let target = settings.firewall.target;
+    let left = target.iptables().then(|| left::holding(t.root)).flatten();
+    let saves = (target.iptables() && left.is_none()).then(probe::IptablesSaves::start);
     let iptables_save = |family| match &saves {
         Some(s) => s.take(family),
         None => probe::iptables_save(family),
@@ -75,6 +75,7 @@ fn make_plan(t: &Target) -> Result<(Plan, Kernel, LiveNet), CliError> {
         root: t.root,
         net: &net,
         iptables_save: &iptables_save,
+        iptables_left: left.as_ref(),
         ipset_save: &probe::ipset_save,
         nft_read: &nftnl::read,
         nft_list: &probe::nft_list,
@@ -175,6 +176,11 @@ pub fn apply(t: &Target, o: &ApplyOptions) -> CliResult {
         eprintln!("netc: {n}");
     }
     let undo = result.map_err(|f| failed(&f))?;
+    if let Some(rules) = plan.iptables_nft.clone()
+        && let Err(e) = left::record(t.root, rules)
+    {
+        eprintln!("netc: note: cannot record the firewall's generation ({e})");
+    }
     eprintln!(
         "netc: applied {} steps to {} ({} kernel writes)",
         plan.steps.len(),

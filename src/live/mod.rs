@@ -14,6 +14,7 @@ pub mod guard;
 pub mod install;
 pub mod ipset;
 pub mod iptables;
+pub mod left;
 pub mod net;
 pub mod netlink;
 pub mod nfnetlink;

@@ -19,7 +19,7 @@ use super::probe::Live;
 use super::properties::{self, KeyState};
 use super::step::{NftLoad, Step};
 use crate::config::Target;
-use crate::model::{Host, Topology};
+use crate::model::{Family, Host, Topology};
 use crate::render::{self, ArtefactKind, NftTable};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -40,6 +40,10 @@ pub struct Plan {
     /// What apply runs: each step with its inverse.
     #[serde(skip)]
     pub steps: Vec<(Step, Step)>,
+    /// The rendered rules files, when iptables' tables live in nf_tables: once applied,
+    /// netc records them with the ruleset's generation ([`super::left`]).
+    #[serde(skip)]
+    pub iptables_nft: Option<Vec<(Family, String)>>,
 }
 
 impl Plan {
@@ -85,6 +89,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         ..Plan::default()
     };
     let mut firewall_steps = Vec::new();
+    let mut nft_rules = target.iptables().then(Vec::new);
     for artefact in render::host(topo, host, target) {
         let on_host: PathBuf = live.root.join(artefact.path());
         let old = read_text_opt(&on_host)?;
@@ -124,25 +129,10 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
                 plan.refusals.extend(p.refusals);
             }
             ArtefactKind::RulesV4 | ArtefactKind::RulesV6 => {
-                // The live firewall can differ from the rules file, current or not.
                 let family = kind.family().expect("a rules file");
-                let saved = (live.iptables_save)(family)?;
-                let p = iptables::plan(&artefact.text, &saved);
-                if let Some(restore) = p.restore {
-                    let undo = iptables::undo(&artefact.text, &saved);
-                    firewall_steps.push((
-                        Step::Iptables { family, restore },
-                        Step::Iptables {
-                            family,
-                            restore: undo,
-                        },
-                    ));
-                }
-                let changes = p
-                    .changes
-                    .into_iter()
-                    .map(|c| format!("{}: {c}", family.name()));
-                plan.firewall.extend(changes);
+                let step =
+                    iptables_chains(family, &artefact.text, live, &mut plan, &mut nft_rules)?;
+                firewall_steps.extend(step);
             }
             ArtefactKind::Interfaces | ArtefactKind::Keepalived => {}
         }
@@ -159,7 +149,49 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
     }
     // The live firewall last: the files that restore it at boot are in place by then.
     plan.steps.extend(firewall_steps);
+    plan.iptables_nft = nft_rules;
     Ok(plan)
+}
+
+/// The live iptables chains of a family: restored when they differ from the rules file
+/// (current or not). `nft_rules` collects the rules files while every table seen is
+/// iptables-nft's (see [`super::left`]); iptables-save need not run when netc left the
+/// chains so and no table has changed since.
+fn iptables_chains(
+    family: Family,
+    rendered: &str,
+    live: &Live,
+    plan: &mut Plan,
+    nft_rules: &mut Option<Vec<(Family, String)>>,
+) -> std::io::Result<Option<(Step, Step)>> {
+    let rules = (family, rendered.to_string());
+    if live
+        .iptables_left
+        .is_some_and(|l| l.holds(family, rendered))
+    {
+        if let Some(r) = nft_rules {
+            r.push(rules);
+        }
+        return Ok(None);
+    }
+    let saved = (live.iptables_save)(family)?;
+    match nft_rules {
+        Some(r) if saved.contains("(nf_tables)") => r.push(rules),
+        _ => *nft_rules = None,
+    }
+    let p = iptables::plan(rendered, &saved);
+    let changes = p.changes.iter().map(|c| format!("{}: {c}", family.name()));
+    plan.firewall.extend(changes);
+    Ok(p.restore.map(|restore| {
+        let undo = iptables::undo(rendered, &saved);
+        (
+            Step::Iptables { family, restore },
+            Step::Iptables {
+                family,
+                restore: undo,
+            },
+        )
+    }))
 }
 
 /// agent.properties: only the owned keys, merged into the agent's own file.

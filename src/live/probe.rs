@@ -6,6 +6,7 @@
 use std::io;
 use std::path::Path;
 
+use super::left::Left;
 use super::net::LiveNet;
 use super::nftnl::Snapshot;
 use crate::model::Family;
@@ -18,6 +19,9 @@ pub struct Live<'a> {
     pub root: &'a Path,
     pub net: &'a LiveNet,
     pub iptables_save: &'a dyn Fn(Family) -> io::Result<String>,
+    /// What netc left in iptables-nft's tables, if no table changed since ([`super::left`]):
+    /// then iptables-save need not run for a family whose rules are still the same.
+    pub iptables_left: Option<&'a Left>,
     /// `ipset save`, read only when the host has netc ipsets.
     pub ipset_save: &'a dyn Fn() -> io::Result<String>,
     /// The `inet netc` table as read over netlink ([`super::nftnl::read`]); `None` when

@@ -60,8 +60,10 @@ impl ChainText {
                 .map(|s| s.net.to_string())
                 .collect::<Vec<_>>()
         };
-        let (v4, set4) = ipset::split(p, Family::V4, text(Family::V4));
-        let (v6, set6) = ipset::split(p, Family::V6, text(Family::V6));
+        let (v4, v6) = (text(Family::V4), text(Family::V6));
+        let nft = NftPolicy::new(p, [&v4, &v6]);
+        let (v4, set4) = ipset::split(p, Family::V4, v4);
+        let (v6, set6) = ipset::split(p, Family::V6, v6);
         ChainText {
             name: p.chain.clone(),
             v4,
@@ -77,7 +79,7 @@ impl ChainText {
                     })
                 })
                 .collect(),
-            nft: NftPolicy::new(p),
+            nft,
         }
     }
 }

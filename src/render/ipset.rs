@@ -55,8 +55,12 @@ pub(super) fn split(
             plain.push(text);
             continue;
         }
-        let host = len == s.net.max_prefix_len();
-        let text = if host { s.net.addr().to_string() } else { text };
+        let mut text = text;
+        if len == s.net.max_prefix_len() {
+            // `192.0.2.7/32` → `192.0.2.7`, as `ipset save` writes a host.
+            let slash = text.rfind('/').expect("a prefix has a length");
+            text.truncate(slash);
+        }
         members.push((s.net.network(), len, text));
     }
     members.sort_unstable_by_key(|m| (m.0, m.1));

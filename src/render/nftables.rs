@@ -89,11 +89,13 @@ pub enum NftVerdict {
 }
 
 impl NftPolicy {
-    pub fn new(p: &Policy) -> NftPolicy {
+    /// `texts`: per family (IPv4, IPv6) the policy's sources formatted (`192.0.2.0/24`), in
+    /// source order.
+    pub fn new(p: &Policy, texts: [&[String]; 2]) -> NftPolicy {
         let mut sets = Vec::new();
         let mut rules = Vec::new();
-        for family in Family::ALL {
-            let family_sets = sets_of(p, family);
+        for (family, texts) in Family::ALL.into_iter().zip(texts) {
+            let family_sets = sets_of(p, family, texts);
             // Longest prefixes first: the most specific match is tried first.
             rules.extend(family_sets.iter().map(|s| NftRule {
                 matches: vec![NftMatch::Source {
@@ -139,33 +141,34 @@ impl NftSet {
 }
 
 /// The family's sources in one set per prefix length (`/0` needs no set).
-fn sets_of(p: &Policy, family: Family) -> Vec<NftSet> {
-    // (length, network), longest prefixes first, then by address; one sort of a flat list
-    // is much cheaper than tree inserts.
-    let mut all: Vec<(u8, IpAddr)> = p
+/// `texts` are the family's sources as formatted for iptables, in source order: a checked
+/// prefix has no host bits, so the part before `/` is its network address, the element.
+fn sets_of(p: &Policy, family: Family, texts: &[String]) -> Vec<NftSet> {
+    // (length, network, its text), longest prefixes first, then by address; one sort of a
+    // flat list is much cheaper than tree inserts.
+    let mut all: Vec<(u8, IpAddr, &str)> = p
         .sources_of(family)
-        .map(|s| (s.net.prefix_len(), s.net.network()))
-        .filter(|(len, _)| *len > 0)
+        .zip(texts)
+        .map(|(s, text)| {
+            let network = text.split_once('/').map_or(text.as_str(), |(a, _)| a);
+            (s.net.prefix_len(), s.net.network(), network)
+        })
+        .filter(|(len, _, _)| *len > 0)
         .collect();
     all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    all.dedup();
+    all.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
     all.chunk_by(|a, b| a.0 == b.0)
         .map(|group| {
             let len = group[0].0;
-            let elements: Vec<IpAddr> = group.iter().map(|(_, a)| *a).collect();
-            let mut text = String::with_capacity(elements.len() * 16);
-            for (i, a) in elements.iter().enumerate() {
-                use fmt::Write;
-                let sep = if i == 0 { "" } else { ", " };
-                write!(text, "{sep}{a}").expect("writing to a String");
-            }
+            let elements: Vec<IpAddr> = group.iter().map(|(_, a, _)| *a).collect();
+            let texts: Vec<&str> = group.iter().map(|(_, _, t)| *t).collect();
             NftSet {
                 name: format!("{}_{}_{len}", p.chain, family.suffix()),
                 family,
                 prefix_len: len,
                 size: (elements.len().max(32) * 2).next_power_of_two() as u32,
                 elements,
-                text,
+                text: texts.join(", "),
             }
         })
         .collect()

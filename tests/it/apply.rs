@@ -765,3 +765,76 @@ fn large_policies_apply_as_ipsets_swapped_on_change() {
     let o = h.netc("plan", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
+
+/// With iptables-nft, apply records the ruleset's generation: a plan while no table has
+/// changed since runs no iptables-save (here it would fail), and any change by anyone — a
+/// foreign table, a hand edit of netc's chain — makes plan read the tables again, so the
+/// edit is seen and apply repairs it.
+#[test]
+fn plan_reads_iptables_again_once_any_table_changed() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("left");
+    h.apply_ok(&[]);
+    if !h
+        .ns
+        .ok(&["iptables-save", "-t", "filter"])
+        .contains("(nf_tables)")
+    {
+        eprintln!("SKIPPED plan_reads_iptables_again_once_any_table_changed: iptables-legacy");
+        return;
+    }
+    assert!(h.root().join("var/lib/netc/iptables-left.json").is_file());
+    let broken = tempfile::tempdir().unwrap();
+    for tool in ["iptables-save", "ip6tables-save"] {
+        let path = broken.path().join(tool);
+        fs::write(&path, "#!/bin/sh\necho \"$0 must not run\" >&2\nexit 1\n").unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        broken.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let plan_without_save = || {
+        let root = h.root();
+        let args = [
+            "plan",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--root",
+            root.to_str().unwrap(),
+        ];
+        h.command(&args).env("PATH", &path).output().unwrap()
+    };
+    let o = plan_without_save();
+    assert_exit(&o, 0, "");
+    assert!(
+        stdout(&o).starts_with("chamomile: no changes\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    h.ns.ok(&["nft", "add", "table", "inet", "someone-else"]);
+    let o = plan_without_save();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("must not run"),
+        "{o:?}"
+    );
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    h.ns.ok(&["iptables", "-A", "CLOUDSTACK-SERVICES", "-j", "ACCEPT"]);
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ IPv4: rewrite chain CLOUDSTACK-SERVICES (3 → 2 rules)"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    assert!(!h.ns.ok(&["iptables-save"]).contains("-j ACCEPT"));
+    let o = plan_without_save();
+    assert_exit(&o, 0, "");
+}
