@@ -152,15 +152,6 @@ pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
     files(topo, &firewall::Firewalls::new(topo), host, target)
 }
 
-/// The netc ipsets of one host (iptables target), as rendered to `etc/iptables/ipsets`.
-pub fn host_ipsets(topo: &Topology, host: &Host) -> Vec<ipset::Ipset> {
-    let firewalls = firewall::Firewalls::new(topo);
-    firewall::host_ipsets(&firewalls.on(topo, host))
-        .into_iter()
-        .cloned()
-        .collect()
-}
-
 /// The `inet netc` table of one host as data: what netc.nft says, for a netlink batch.
 pub fn nft_table(topo: &Topology, host: &Host) -> NftTable {
     let firewalls = firewall::Firewalls::new(topo);
