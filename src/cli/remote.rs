@@ -522,5 +522,12 @@ mod tests {
         // A new rules file explains the live change: not drift.
         p.files = vec![serde_json::json!({"path": "/etc/iptables/rules.v4", "action": "replace"})];
         assert_eq!(p.drift(), 2);
+        // So does a new ipsets file for a set's change.
+        p.firewall
+            .push("ipset X_v4: swap in 40 prefixes (+1 −0)".into());
+        assert_eq!(p.drift(), 3);
+        p.files
+            .push(serde_json::json!({"path": "/etc/iptables/ipsets", "action": "replace"}));
+        assert_eq!(p.drift(), 2);
     }
 }
