@@ -15,8 +15,10 @@ use netc::live::apply;
 use netc::live::exec::System;
 use netc::live::guard::{self, Session};
 use netc::live::journal::{Header, Journal, Mark, Planned, StepState, VERSION};
+use netc::live::left;
 use netc::live::net::{LiveNet, NetOp};
 use netc::live::netlink::Kernel;
+use netc::live::nftnl;
 use netc::live::plan::{self, Plan};
 use netc::live::probe::{self, Live};
 use netc::live::state::{self, State};
@@ -93,6 +95,15 @@ fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, Liv
     };
     let topology = compiled.topology.as_ref().expect("model() checked");
     let host = find_host(compiled, t.host)?;
+    // What netc left in iptables-nft's tables, if no table changed since; else the two
+    // iptables-save run while netc reads the network.
+    let target = settings.firewall.target;
+    let left = target.iptables().then(|| left::holding(&t.root)).flatten();
+    let saves = (target.iptables() && left.is_none()).then(probe::IptablesSaves::start);
+    let iptables_save = |family| match &saves {
+        Some(s) => s.take(family),
+        None => probe::iptables_save(family),
+    };
     let kernel = Kernel::open().map_err(|e| CliError::io(format!("cannot open rtnetlink: {e}")))?;
     let mut net = kernel
         .read()
@@ -106,7 +117,10 @@ fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, Liv
     let live = Live {
         root: &t.root,
         net: &net,
-        iptables_save: &probe::iptables_save,
+        iptables_save: &iptables_save,
+        iptables_left: left.as_ref(),
+        ipset_save: &probe::ipset_save,
+        nft_read: &nftnl::read,
         nft_list: &probe::nft_list,
         state: &state,
     };
@@ -333,6 +347,13 @@ fn run(
     }
     if let Err(f) = result {
         return failed(&f, journal, from);
+    }
+    if let Some(rules) = plan.iptables_nft.clone()
+        && let Err(e) = left::record(&t.root, rules)
+    {
+        say(format!(
+            "note: cannot record the firewall's generation ({e})"
+        ));
     }
     say(format!(
         "applied {} steps to {} ({} kernel writes, {} files written)",

@@ -307,8 +307,8 @@ impl HostPlan {
     }
 
     /// What changed on the host by other hands since netc set it up: owned agent keys with
-    /// another value, a hand-edited nftables table, and live firewall changes while the
-    /// rules file of that family is already current.
+    /// another value, a hand-edited nftables table, and live firewall changes (chains,
+    /// ipsets) while their file is already current.
     pub fn drift(&self) -> usize {
         let file_changes = |name: &str| {
             self.files
@@ -317,6 +317,7 @@ impl HostPlan {
         };
         let firewall = self.firewall.iter().filter(|c| {
             c.contains("changed since netc loaded it")
+                || (c.starts_with("ipset ") && !file_changes("ipsets"))
                 || (c.starts_with("IPv4:") && !file_changes("rules.v4"))
                 || (c.starts_with("IPv6:") && !file_changes("rules.v6"))
         });
@@ -544,6 +545,13 @@ mod tests {
         assert_eq!(p.drift(), 3);
         // A new rules file explains the live change: not drift.
         p.files = vec![serde_json::json!({"path": "/etc/iptables/rules.v4", "action": "replace"})];
+        assert_eq!(p.drift(), 2);
+        // So does a new ipsets file for a set's change.
+        p.firewall
+            .push("ipset X_v4: swap in 40 prefixes (+1 −0)".into());
+        assert_eq!(p.drift(), 3);
+        p.files
+            .push(serde_json::json!({"path": "/etc/iptables/ipsets", "action": "replace"}));
         assert_eq!(p.drift(), 2);
     }
 }

@@ -1,6 +1,6 @@
 //! Carrying out one [`Step`] on the host: the kernel through [`Kernel`], the firewall through
-//! iptables-restore and nft, files through [`install`], and keepalived's reload. Also the
-//! check, when a plan is made, of every new file with the tool that will read it.
+//! iptables-restore, ipset and nftnl, files through [`install`], and keepalived's reload.
+//! Also the check, when a plan is made, of every new file with the tool that will read it.
 
 use std::fs;
 use std::io::{self, Write};
@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use super::install::{self, Backup, Installed, Perm};
 use super::net::NetOp;
 use super::netlink::Kernel;
-use super::plan::NftRecord;
-use super::probe;
-use super::step::Step;
+use super::nftnl;
+use super::step::{NftLoad, Step};
 use crate::model::Family;
 use crate::render::ArtefactKind;
 use crate::tool::{Tool, ToolError};
@@ -23,7 +22,7 @@ pub struct System<'a> {
     pub keepalived_pid: PathBuf,
     /// Lines for the user about what happened beside the steps themselves.
     pub notes: Vec<String>,
-    /// Firewall loads (iptables-restore, nft -f): kernel writes too.
+    /// Firewall loads (iptables-restore, ipset restore, nftnl batches): kernel writes too.
     pub firewall_loads: usize,
     pub files_written: usize,
     /// Whether a replaced file is kept as a backup: on apply, not on an undo (a rejected
@@ -68,8 +67,17 @@ impl Step {
                 sys.firewall_loads += 1;
                 write_record(record, &serde_json::to_vec(chains).expect("plain data"))
             }
-            Step::Nft { script, record } => {
-                nft_load(script, record)?;
+            Step::Ipset { restore } => {
+                Tool::new("ipset")
+                    .args(["-exist", "restore"])
+                    .input(restore.as_str())
+                    .own_group()
+                    .run()?;
+                sys.firewall_loads += 1;
+                Ok(())
+            }
+            Step::Nft(load) => {
+                nft_load(load)?;
                 sys.firewall_loads += 1;
                 Ok(())
             }
@@ -155,46 +163,84 @@ fn iptables_restore(family: Family, input: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// The one way netc loads nftables: `nft -f` the script (one transaction), then record what
-/// was loaded and the listing.
-fn nft_load(script: &str, record: &Path) -> io::Result<()> {
-    Tool::new("nft")
-        .args(["-f", "-"])
-        .input(script)
-        .own_group()
-        .run()?;
-    let r = NftRecord {
-        script: script.to_string(),
-        listing: probe::nft_list()?,
-    };
-    write_record(record, &serde_json::to_vec(&r).expect("plain data"))
+/// The one way netc loads nftables: one nftnl batch (or, for an undo, `nft -f` of the
+/// listing of a table that was not netc's as rendered).
+fn nft_load(load: &NftLoad) -> io::Result<()> {
+    match load {
+        NftLoad::Batch(table) => nftnl::load(table),
+        NftLoad::Script(script) => {
+            Tool::new("nft")
+                .args(["-f", "-"])
+                .input(script.as_str())
+                .own_group()
+                .run()?;
+            Ok(())
+        }
+        NftLoad::Delete => nftnl::delete(),
+    }
 }
 
 /// Checks each file a plan installs with the tool that will read it: `iptables-restore
-/// --test`, `nft -c`, `ifquery --list`, `keepalived -t` (in a throwaway network namespace
-/// holding the interfaces it names, so before they exist; its check scripts must exist).
-/// Returns why each rejected file is rejected; a tool that is not installed is a note.
+/// --test` (with netc's ipsets loaded first where the rules match them), `ipset restore`,
+/// `nft -c`, `ifquery --list`, `keepalived -t` (in a throwaway network namespace holding the
+/// interfaces it names, so before they exist; its check scripts must exist). Returns why
+/// each rejected file is rejected; a tool that is not installed is a note. The checks are
+/// independent: they run side by side, each in its own process.
 pub fn validate(steps: &[(Step, Step)], notes: &mut Vec<String>) -> Vec<String> {
+    let files: Vec<(ArtefactKind, &Path, &str)> = steps
+        .iter()
+        .filter_map(|(step, _)| match step {
+            Step::File {
+                kind,
+                path,
+                content: Some(text),
+            } => Some((*kind, path.as_path(), text.as_str())),
+            _ => None,
+        })
+        .collect();
+    // Rules that match netc's ipsets are checked with the sets: the new file, or the
+    // current one beside the rules.
+    let ipsets = files
+        .iter()
+        .find(|(k, _, _)| *k == ArtefactKind::Ipsets)
+        .map(|(_, _, t)| t.to_string());
+    let results: Vec<(io::Result<()>, Vec<String>)> = std::thread::scope(|s| {
+        let checks: Vec<_> = files
+            .iter()
+            .map(|&(kind, path, text)| {
+                let ipsets = ipsets.clone();
+                s.spawn(move || {
+                    let mut notes = Vec::new();
+                    let sets =
+                        ipsets.or_else(|| fs::read_to_string(path.with_file_name("ipsets")).ok());
+                    let r = check_file(kind, path, text, sets.as_deref(), &mut notes);
+                    (r, notes)
+                })
+            })
+            .collect();
+        checks
+            .into_iter()
+            .map(|c| c.join().expect("a check does not panic"))
+            .collect()
+    });
     let mut rejected = Vec::new();
-    for (step, _) in steps {
-        if let Step::File {
-            kind,
-            path,
-            content: Some(text),
-        } = step
-            && let Err(e) = check_file(*kind, path, text, notes)
-        {
+    for (r, n) in results {
+        notes.extend(n);
+        if let Err(e) = r {
             rejected.push(e.to_string());
         }
     }
     rejected
 }
 
-/// Runs the tool that reads a `kind` of file on `text` (for `path`), in its checking mode.
+/// Runs the tool that reads a `kind` of file on `text` (for `path`), in its checking mode;
+/// iptables rules that match sets are checked with `ipsets` loaded first, in a network
+/// namespace of their own that vanishes with the check.
 fn check_file(
     kind: ArtefactKind,
     path: &Path,
     text: &str,
+    ipsets: Option<&str>,
     notes: &mut Vec<String>,
 ) -> io::Result<()> {
     let Some(checker) = kind.checker() else {
@@ -202,29 +248,42 @@ fn check_file(
     };
     let mut file = tempfile::Builder::new().prefix("netc-check").tempfile()?;
     file.write_all(text.as_bytes())?;
-    let tool = if kind == ArtefactKind::Keepalived {
-        if !installed("keepalived") {
-            notes.push(format!(
-                "keepalived is not installed: {} was not checked",
-                path.display()
-            ));
-            return Ok(());
+    let mut sets = tempfile::Builder::new().prefix("netc-check").tempfile()?;
+    // The tool to name in a rejection (`unshare` only makes the namespace).
+    let mut shown: &str = match checker.tool {
+        "unshare" => checker.args.get(1).copied().unwrap_or("unshare"),
+        tool => tool,
+    };
+    let restore = kind.family().map(|f| format!("{}-restore", f.iptables()));
+    let tool = match (&restore, ipsets) {
+        _ if kind == ArtefactKind::Keepalived => {
+            if !installed("keepalived") {
+                notes.push(format!(
+                    "keepalived is not installed: {} was not checked",
+                    path.display()
+                ));
+                return Ok(());
+            }
+            if !rustix::process::geteuid().is_root() {
+                notes.push(format!(
+                    "{} was not checked (keepalived -t needs root here)",
+                    path.display()
+                ));
+                return Ok(());
+            }
+            keepalived_check(text, file.path())
         }
-        if !rustix::process::geteuid().is_root() {
-            notes.push(format!(
-                "{} was not checked (keepalived -t needs root here)",
-                path.display()
-            ));
-            return Ok(());
+        (Some(restore), Some(ipsets)) if text.contains(" --match-set ") => {
+            sets.write_all(ipsets.as_bytes())?;
+            shown = restore.as_str();
+            let script = format!("ipset restore < \"$1\"; exec {restore} --test < \"$2\"");
+            Tool::new("unshare")
+                .args(["--net", "sh", "-ec", &script, "sh"])
+                .arg(sets.path())
+                .arg(file.path())
         }
-        keepalived_check(text, file.path())
-    } else {
-        let tool = Tool::new(checker.tool).args(checker.args);
-        if checker.stdin {
-            tool.input(text)
-        } else {
-            tool.arg(file.path())
-        }
+        _ if checker.stdin => Tool::new(checker.tool).args(checker.args).input(text),
+        _ => Tool::new(checker.tool).args(checker.args).arg(file.path()),
     };
     match tool.run() {
         Ok(_) => Ok(()),
@@ -236,8 +295,7 @@ fn check_file(
             Ok(())
         }
         Err(ToolError::Failed { status, stderr, .. }) => Err(io::Error::other(format!(
-            "{} rejects the new {} (exit {}): {}",
-            checker.tool,
+            "{shown} rejects the new {} (exit {}): {}",
             path.display(),
             status.unwrap_or(-1),
             stderr.trim()

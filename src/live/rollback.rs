@@ -14,12 +14,13 @@ use std::path::Path;
 
 use super::exec::System;
 use super::install::{self, Backup, Perm};
+use super::ipset;
 use super::iptables;
 use super::journal::Planned;
 use super::net::{ALIAS, LinkKind, LiveKind, LiveNet, NetOp};
-use super::plan::NftRecord;
+use super::nftnl;
 use super::probe;
-use super::step::Step;
+use super::step::{NftLoad, Step};
 
 /// How a rollback went.
 #[derive(Debug, Default)]
@@ -254,18 +255,10 @@ fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
                 iptables::left_by(undo, &live),
             )
         }
-        (Step::Nft { script, record }, Step::Nft { script: undo, .. }) => {
-            let listing = probe::nft_list()?;
-            let recorded: Option<NftRecord> =
-                install::read_text_opt(record)?.and_then(|t| serde_json::from_str(&t).ok());
-            let loaded = |s: &str| {
-                recorded
-                    .as_ref()
-                    .is_some_and(|r| r.script == s && r.listing == listing)
-            };
-            let old = undo.strip_prefix("table inet netc\ndelete table inet netc\n");
-            let was_there = old.is_some_and(|o| listing.as_deref().unwrap_or("") == o);
-            (loaded(script), loaded(undo) || was_there)
+        (Step::Nft(load), Step::Nft(undo)) => (nft_holds(load)?, nft_holds(undo)?),
+        (Step::Ipset { restore }, Step::Ipset { restore: undo }) => {
+            let live = probe::ipset_save()?;
+            (ipset::left_by(restore, &live), ipset::left_by(undo, &live))
         }
         _ => return Err(io::Error::other("a step and an undo of different kinds")),
     };
@@ -273,6 +266,19 @@ fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
         (true, _) => Seen::Done,
         (false, true) => Seen::Before,
         (false, false) => Seen::Changed(changed(&p.step)),
+    })
+}
+
+/// Whether the `inet netc` table is as loading `load` leaves it.
+fn nft_holds(load: &NftLoad) -> io::Result<bool> {
+    Ok(match load {
+        NftLoad::Batch(table) => nftnl::read()? == Some(nftnl::Snapshot::of(&nftnl::batch(table))),
+        NftLoad::Delete => nftnl::read()?.is_none(),
+        NftLoad::Script(script) => {
+            let listing = probe::nft_list()?;
+            let old = script.strip_prefix("table inet netc\ndelete table inet netc\n");
+            old.is_some_and(|o| listing.as_deref().unwrap_or("") == o)
+        }
     })
 }
 
@@ -358,7 +364,8 @@ fn changed(step: &Step) -> String {
                 family.name()
             )
         }
-        Step::Nft { .. } => "table inet netc: changed since netc loaded it".into(),
+        Step::Nft(_) => "table inet netc: changed since netc loaded it".into(),
+        Step::Ipset { .. } => "netc's ipsets: changed since netc loaded them".into(),
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::net::NetOp;
 use crate::model::Family;
-use crate::render::ArtefactKind;
+use crate::render::{ArtefactKind, NftTable};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", content = "with", rename_all = "kebab-case")]
@@ -24,12 +24,12 @@ pub enum Step {
         chains: Vec<String>,
         record: PathBuf,
     },
-    /// `nft -f` this script (one transaction), then record it and the table's listing at
-    /// `record` ([`super::plan::NftRecord`]).
-    Nft {
-        script: String,
-        record: PathBuf,
+    /// `ipset -exist restore` with this input: netc's sets, created or swapped.
+    Ipset {
+        restore: String,
     },
+    /// Replace the `inet netc` table, in one transaction.
+    Nft(NftLoad),
     /// Put `content` at `path` (`None`: remove it); reload what rereads it. Every new file
     /// was checked by the tool that reads it when the plan was made.
     File {
@@ -44,7 +44,9 @@ impl fmt::Display for Step {
         match self {
             Step::Net(op) => write!(f, "{op}"),
             Step::Iptables { family, .. } => write!(f, "restore netc's {} chains", family.name()),
-            Step::Nft { .. } => write!(f, "load table inet netc"),
+            Step::Ipset { .. } => write!(f, "restore netc's ipsets"),
+            Step::Nft(NftLoad::Delete) => write!(f, "delete table inet netc"),
+            Step::Nft(_) => write!(f, "load table inet netc"),
             Step::File {
                 path,
                 content: Some(_),
@@ -57,4 +59,17 @@ impl fmt::Display for Step {
             } => write!(f, "remove {}", path.display()),
         }
     }
+}
+
+/// What goes into the `inet netc` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NftLoad {
+    /// netc's table, as one nftnl batch ([`super::nftnl`]).
+    Batch(NftTable),
+    /// An `nft -f` script: the undo of a table that was not netc's as rendered (its
+    /// listing, after deleting the table).
+    Script(String),
+    /// No table: the undo of creating it.
+    Delete,
 }

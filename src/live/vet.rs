@@ -10,7 +10,7 @@ use std::path::Path;
 use super::journal::{Header, Planned};
 use super::net::{NetOp, PROTO, foreign_name};
 use super::state::State;
-use super::step::Step;
+use super::step::{NftLoad, Step};
 use crate::model::BUILTIN_CHAINS;
 
 /// Why the journal may not be run, if it may not.
@@ -106,18 +106,18 @@ fn planned(p: &Planned, root: &Path, state: &State) -> Result<(), String> {
             iptables_payload(restore, &owned)?;
             iptables_payload(undo, &owned)
         }
-        (
-            Step::Nft { script, record },
-            Step::Nft {
-                script: s2,
-                record: r2,
-            },
-        ) => {
-            if *record != state.nft_record() || r2 != record {
-                return Err("its record is not netc's".into());
+        (Step::Nft(load), Step::Nft(undo)) => {
+            // A batch is built from netc's own table; a script must be about it alone.
+            for l in [load, undo] {
+                if let NftLoad::Script(script) = l {
+                    nft_script(script)?;
+                }
             }
-            nft_script(script)?;
-            nft_script(s2)
+            Ok(())
+        }
+        (Step::Ipset { restore }, Step::Ipset { restore: undo }) => {
+            ipset_payload(restore)?;
+            ipset_payload(undo)
         }
         _ => Err("its undo is of another kind".into()),
     }
@@ -170,6 +170,29 @@ fn iptables_payload(payload: &str, owned: &[&String]) -> Result<(), String> {
 }
 
 /// An nft script about the `inet netc` table only.
+/// An `ipset restore` payload that creates, fills, swaps and destroys only netc's sets: a
+/// chain's `<CHAIN>_v4`/`_v6`, or the temporary `netc-swap-inet`/`inet6`.
+fn ipset_payload(payload: &str) -> Result<(), String> {
+    let ours = |name: &str| {
+        name.strip_prefix("netc-swap-")
+            .map_or(name.ends_with("_v4") || name.ends_with("_v6"), |f| {
+                matches!(f, "inet" | "inet6")
+            })
+    };
+    for line in payload.lines().filter(|l| !l.trim().is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ok = match words[..] {
+            ["create" | "add" | "del" | "flush" | "destroy", name, ..] => ours(name),
+            ["swap", a, b] => ours(a) && ours(b),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("`{line}` is not about netc's ipsets"));
+        }
+    }
+    Ok(())
+}
+
 fn nft_script(script: &str) -> Result<(), String> {
     for line in script.lines() {
         let top = !line.starts_with([' ', '\t']) && !line.trim().is_empty() && line.trim() != "}";

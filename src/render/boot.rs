@@ -24,7 +24,8 @@ pub(super) struct Unit<'a> {
     commands: Vec<String>,
 }
 
-pub(super) fn unit<'a>(topo: &'a Topology, host: &Host, target: Target) -> Unit<'a> {
+/// `ipsets`: the host's iptables rules match netc's ipsets, loaded first.
+pub(super) fn unit<'a>(topo: &'a Topology, host: &Host, target: Target, ipsets: bool) -> Unit<'a> {
     let chains: Vec<&str> = topo
         .policies_on(&host.name)
         .map(|p| p.chain.as_str())
@@ -33,6 +34,13 @@ pub(super) fn unit<'a>(topo: &'a Topology, host: &Host, target: Target) -> Unit<
     let mut parts = Vec::new();
     if target.iptables() {
         parts.push("netfilter-persistent.service");
+        if ipsets {
+            // Before the rules that match them; `-exist`: sets already there (a reload) stay.
+            commands.push(format!(
+                "/usr/sbin/ipset -exist restore -file /{}",
+                ArtefactKind::Ipsets.path()
+            ));
+        }
         for family in Family::ALL {
             let tool = family.iptables();
             let file = ArtefactKind::rules(family).path();

@@ -1,18 +1,16 @@
-//! The firewall: netc's iptables chains (`netc.v4`, `netc.v6`) and the `inet netc` nftables
-//! table, from text prepared once per policy and shared by every host it is on.
-
-use std::net::IpAddr;
+//! The firewall: netc's iptables chains (`netc.v4`, `netc.v6`, and for large policies the
+//! `ipsets` they match: [`super::ipset`]) and the `inet netc` nftables table
+//! ([`super::nftables`]), from text prepared once per policy and shared by every host it is
+//! on.
 
 use askama::Template;
-use ipnet::IpNet;
 
+use super::ipset::{self, Ipset};
+use super::nftables::{NftChain, NftPolicy, NftTable, input_chain};
 use crate::model::{Family, Host, Policy, PortRange, Topology};
 
 /// `-m multiport` matches at most this many ports per rule.
 pub const MULTIPORT_MAX: usize = 15;
-
-/// The one nftables table netc owns (family `inet`).
-pub const NFT_TABLE: &str = "netc";
 
 /// Each policy's firewall text, formatted once and shared by every host the policy is on.
 pub(super) struct Firewalls {
@@ -21,34 +19,21 @@ pub(super) struct Firewalls {
 
 pub(super) struct ChainText {
     name: String,
-    /// Sources per family, in source order, each formatted once (`192.0.2.0/24`).
+    /// Sources per family matched by a rule each, in source order, each formatted once
+    /// (`192.0.2.0/24`).
     v4: Vec<String>,
     v6: Vec<String>,
+    /// Per family, the set that holds the sources of large groups.
+    sets: Vec<Ipset>,
     /// iptables: per protocol, at most 15 ports a rule.
     multiport: Vec<Reject>,
-    /// nftables: one hash set per family and prefix length.
-    sets: Vec<NftSet>,
-    /// nftables: per protocol, every port in one anonymous set.
-    ports: Vec<Reject>,
+    /// nftables: the policy's sets and chain, as data (the batch is built from it too).
+    nft: NftPolicy,
 }
 
 struct Reject {
     protocol: &'static str,
     ports: String,
-}
-
-/// Sources of one family and prefix length: their network addresses in a hash set, matched
-/// with the length's mask. A set per length keeps the rule count independent of the number
-/// of sources, and hash sets load far faster than interval sets. (`/0` needs no set.)
-struct NftSet {
-    name: String,
-    kind: &'static str,
-    /// The set's declared capacity: with a size the kernel picks a fixed-size hash, which
-    /// loads about a fifth faster than the growing one (50k sources: 134 → 110 ms). Twice
-    /// the elements, so a hand-added element still fits (and shows up as drift in plan).
-    size: usize,
-    matcher: String,
-    elements: Option<String>,
 }
 
 impl Firewalls {
@@ -76,14 +61,14 @@ impl ChainText {
                 .collect::<Vec<_>>()
         };
         let (v4, v6) = (text(Family::V4), text(Family::V6));
-        let sets = [(Family::V4, &v4), (Family::V6, &v6)]
-            .into_iter()
-            .flat_map(|(f, texts)| nft_sets(p, f, texts))
-            .collect();
+        let nft = NftPolicy::new(p, [&v4, &v6]);
+        let (v4, set4) = ipset::split(p, Family::V4, v4);
+        let (v6, set6) = ipset::split(p, Family::V6, v6);
         ChainText {
             name: p.chain.clone(),
             v4,
             v6,
+            sets: set4.into_iter().chain(set6).collect(),
             multiport: p
                 .ports
                 .iter()
@@ -100,65 +85,9 @@ impl ChainText {
                         })
                 })
                 .collect(),
-            sets,
-            ports: p
-                .ports
-                .iter()
-                .map(|set| Reject {
-                    protocol: set.protocol.keyword(),
-                    ports: set
-                        .ports
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
-                .collect(),
+            nft,
         }
     }
-}
-
-/// `texts` are the family's sources as formatted for iptables: a checked prefix has no host
-/// bits, so the part before `/` is its network address, the set element.
-fn nft_sets(p: &Policy, family: Family, texts: &[String]) -> Vec<NftSet> {
-    // (length, network, its text), longest prefixes first (the most specific match is tried
-    // first), then by address; one sort of a flat list is much cheaper than tree inserts.
-    let mut all: Vec<(u8, IpAddr, &str)> = p
-        .sources_of(family)
-        .zip(texts)
-        .map(|(s, text)| {
-            let network = text.split_once('/').map_or(text.as_str(), |(a, _)| a);
-            (s.net.prefix_len(), s.net.network(), network)
-        })
-        .collect();
-    all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    all.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
-    let (suffix, kind, selector) = (
-        family.suffix(),
-        family.nft_addr_type(),
-        family.nft_selector(),
-    );
-    all.chunk_by(|a, b| a.0 == b.0)
-        .map(|group| {
-            let (len, first, _) = group[0];
-            let mask = IpNet::new(first, len).expect("a valid length").netmask();
-            let full = len == IpNet::from(mask).max_prefix_len();
-            NftSet {
-                name: format!("{}_{suffix}_{len}", p.chain),
-                kind,
-                size: (group.len().max(32) * 2).next_power_of_two(),
-                matcher: match (len, full) {
-                    (0, _) => format!("meta nfproto {}", family.keyword()),
-                    (_, true) => format!("{selector} saddr"),
-                    (_, false) => format!("{selector} saddr & {mask}"),
-                },
-                elements: (len > 0).then(|| {
-                    let texts: Vec<&str> = group.iter().map(|(_, _, t)| *t).collect();
-                    texts.join(", ")
-                }),
-            }
-        })
-        .collect()
 }
 
 /// `-m multiport` takes 15 ports a rule, a range counting as two.
@@ -177,6 +106,18 @@ fn multiport_chunks(ports: &[PortRange]) -> Vec<Vec<PortRange>> {
     chunks
 }
 
+/// The ipsets of a host's chains, in topology order.
+pub(super) fn host_ipsets<'a>(chains: &[&'a ChainText]) -> Vec<&'a Ipset> {
+    chains.iter().flat_map(|c| &c.sets).collect()
+}
+
+/// The nftables table of a host from its chains.
+pub(super) fn nft_table(chains: &[&ChainText]) -> NftTable {
+    NftTable {
+        policies: chains.iter().map(|c| c.nft.clone()).collect(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "iptables.rules", escape = "none")]
 pub(super) struct Iptables<'a> {
@@ -190,6 +131,7 @@ pub(super) struct Iptables<'a> {
 struct IptChain<'a> {
     name: &'a str,
     sources: &'a [String],
+    set: Option<&'a str>,
     rejects: &'a [Reject],
 }
 
@@ -206,6 +148,11 @@ pub(super) fn iptables<'a>(
                 Family::V4 => &c.v4,
                 Family::V6 => &c.v6,
             },
+            set: c
+                .sets
+                .iter()
+                .find(|s| s.family == family)
+                .map(|s| s.name.as_str()),
             rejects: &c.multiport,
         })
         .collect();
@@ -226,12 +173,15 @@ pub(super) fn iptables<'a>(
 #[template(path = "netc.nft", escape = "none")]
 pub(super) struct Nftables<'a> {
     source: &'a str,
-    chains: &'a [&'a ChainText],
+    policies: Vec<&'a NftPolicy>,
+    input: NftChain,
 }
 
-pub(super) fn nftables<'a>(topo: &'a Topology, chains: &'a [&'a ChainText]) -> Nftables<'a> {
+pub(super) fn nftables<'a>(topo: &'a Topology, chains: &[&'a ChainText]) -> Nftables<'a> {
+    let policies: Vec<&NftPolicy> = chains.iter().map(|c| &c.nft).collect();
     Nftables {
         source: &topo.source,
-        chains,
+        input: input_chain(policies.iter().copied()),
+        policies,
     }
 }

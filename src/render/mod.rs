@@ -8,7 +8,9 @@ mod agent;
 mod boot;
 mod firewall;
 mod interfaces;
+pub mod ipset;
 mod keepalived;
+pub mod nftables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Target;
 use crate::model::{Family, Host, Topology};
 
-pub use firewall::{MULTIPORT_MAX, NFT_TABLE};
+pub use firewall::MULTIPORT_MAX;
+pub use nftables::{NFT_TABLE, NftTable};
 
 /// Every kind of file netc renders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -27,6 +30,8 @@ pub use firewall::{MULTIPORT_MAX, NFT_TABLE};
 pub enum ArtefactKind {
     /// ifupdown's `/etc/network/interfaces`.
     Interfaces,
+    /// ipset-persistent's sets of large policies, loaded before the rules that match them.
+    Ipsets,
     /// netc's iptables chains, for `iptables-restore --noflush` (not a whole table).
     RulesV4,
     RulesV6,
@@ -49,8 +54,9 @@ pub struct Checker {
 }
 
 impl ArtefactKind {
-    pub const ALL: [ArtefactKind; 7] = [
+    pub const ALL: [ArtefactKind; 8] = [
         ArtefactKind::Interfaces,
+        ArtefactKind::Ipsets,
         ArtefactKind::RulesV4,
         ArtefactKind::RulesV6,
         ArtefactKind::Nft,
@@ -77,6 +83,7 @@ impl ArtefactKind {
     pub fn path(self) -> &'static str {
         match self {
             ArtefactKind::Interfaces => "etc/network/interfaces",
+            ArtefactKind::Ipsets => "etc/iptables/ipsets",
             ArtefactKind::RulesV4 => "etc/iptables/netc.v4",
             ArtefactKind::RulesV6 => "etc/iptables/netc.v6",
             ArtefactKind::Nft => "etc/nftables.d/netc.nft",
@@ -115,6 +122,8 @@ impl ArtefactKind {
     pub fn checker(self) -> Option<Checker> {
         let (tool, args, stdin): (_, &'static [&'static str], _) = match self {
             ArtefactKind::Interfaces => ("ifquery", &["--list", "-i"], false),
+            // A real restore, in a network namespace of its own that vanishes with it.
+            ArtefactKind::Ipsets => ("unshare", &["--net", "ipset", "restore"], true),
             ArtefactKind::RulesV4 => ("iptables-restore", &["--test"], true),
             ArtefactKind::RulesV6 => ("ip6tables-restore", &["--test"], true),
             ArtefactKind::Nft => ("nft", &["-c", "-f"], false),
@@ -163,6 +172,12 @@ pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
     files(topo, &firewall::Firewalls::new(topo), host, target)
 }
 
+/// The `inet netc` table of one host as data: what netc.nft says, for a netlink batch.
+pub fn nft_table(topo: &Topology, host: &Host) -> NftTable {
+    let firewalls = firewall::Firewalls::new(topo);
+    firewall::nft_table(&firewalls.on(topo, host))
+}
+
 fn files(
     topo: &Topology,
     firewalls: &firewall::Firewalls,
@@ -174,7 +189,12 @@ fn files(
         interfaces::interfaces(topo, host),
     )];
     let chains = firewalls.on(topo, host);
+    let sets = firewall::host_ipsets(&chains);
+    let ipsets = target.iptables() && !sets.is_empty();
     if target.iptables() {
+        if ipsets {
+            out.push(artefact(ArtefactKind::Ipsets, ipset::ipsets(topo, sets)));
+        }
         for family in Family::ALL {
             let rules = firewall::iptables(topo, &chains, family);
             out.push(artefact(ArtefactKind::rules(family), rules));
@@ -188,7 +208,7 @@ fn files(
     }
     out.push(artefact(
         ArtefactKind::FirewallUnit,
-        boot::unit(topo, host, target),
+        boot::unit(topo, host, target, ipsets),
     ));
     if topo.vips_of(&host.name).next().is_some() {
         let conf = keepalived::keepalived(topo, host);

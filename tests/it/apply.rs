@@ -211,6 +211,10 @@ impl Monitor {
                 skip_next = true;
                 continue;
             }
+            // ... and the local route the kernel adds with it.
+            if line.starts_with("local fe80::") && line.contains("table local proto kernel") {
+                continue;
+            }
             kept.push(line);
         }
         kept.join("\n")
@@ -611,6 +615,28 @@ fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
         "nft",
         "add table inet other; add chain inet other c { type filter hook input priority 10; }",
     ]);
+    // Undone, a first load deletes the table again (and leaves the other table alone).
+    h.apply_ok(&["--confirm", "600"]);
+    assert!(
+        h.ns.ok(&["nft", "list", "tables"])
+            .contains("table inet netc")
+    );
+    let rollback = |h: &Host| {
+        let root = h.root();
+        assert_exit(
+            &h.command(&["rollback", "--root", root.to_str().unwrap()])
+                .output()
+                .unwrap(),
+            0,
+            "",
+        );
+    };
+    rollback(&h);
+    assert!(
+        !h.ns
+            .ok(&["nft", "list", "tables"])
+            .contains("table inet netc")
+    );
     let out = h.apply_ok(&[]);
     assert!(
         out.contains("  firewall\n    ~ create table inet netc\n"),
@@ -648,6 +674,12 @@ fn the_nftables_target_loads_one_table_and_notices_hand_edits() {
         "{}",
         stdout(&o)
     );
+    // Undone, a reload puts back the table as it was, hand edit included.
+    let edited = h.ns.ok(&["nft", "list", "table", "inet", "netc"]);
+    h.apply_ok(&["--confirm", "600"]);
+    assert_eq!(h.ns.ok(&["nft", "list", "table", "inet", "netc"]), table);
+    rollback(&h);
+    assert_eq!(h.ns.ok(&["nft", "list", "table", "inet", "netc"]), edited);
     h.apply_ok(&[]);
     assert_eq!(h.ns.ok(&["nft", "list", "table", "inet", "netc"]), table);
     let o = h.netc("plan", &[]);
@@ -666,6 +698,7 @@ fn validation_runs_the_real_tools_on_the_new_files() {
         let kind = match name {
             "netc.v4" => ArtefactKind::RulesV4,
             "interfaces" => ArtefactKind::Interfaces,
+            "ipsets" => ArtefactKind::Ipsets,
             _ => ArtefactKind::Nft,
         };
         let step = Step::File {
@@ -694,6 +727,35 @@ fn validation_runs_the_real_tools_on_the_new_files() {
             &mut notes,
         );
         assert!(e[0].starts_with("nft rejects"), "{e:?}");
+        // Rules that match a set are checked with the new sets, in a namespace of their own.
+        let sets = "create CS_v4 hash:net family inet\nadd CS_v4 10.0.0.1\n";
+        let with_set = good.replace("-j REJECT", "-m set --match-set CS_v4 src -j REJECT");
+        assert_eq!(
+            validate(
+                &[file("ipsets", sets), file("netc.v4", &with_set)],
+                &mut notes
+            ),
+            Vec::<String>::new()
+        );
+        let e = validate(
+            &[
+                file("ipsets", &sets.replace("CS_v4", "OTHER")),
+                file("netc.v4", &with_set),
+            ],
+            &mut notes,
+        );
+        assert!(e[0].starts_with("iptables-restore rejects"), "{e:?}");
+        let e = validate(
+            &[file(
+                "ipsets",
+                "create X hash:net family inet\nadd X 10.0.0.300\n",
+            )],
+            &mut notes,
+        );
+        assert!(
+            e[0].starts_with("ipset rejects the new /nowhere/ipsets"),
+            "{e:?}"
+        );
     });
 }
 
@@ -755,4 +817,181 @@ fn apply_sets_mtus_and_untagged_bridges_and_undoes_them() {
         "{}",
         stdout(&o)
     );
+}
+
+/// A large policy (the iptables target): apply creates netc's ipsets before the rules that
+/// match them, a second apply has nothing to do, a changed source is swapped into the set
+/// without touching the chain, a rollback swaps the old elements back, and a hand edit of a
+/// set is drift that apply repairs.
+#[test]
+fn large_policies_apply_as_ipsets_swapped_on_change() {
+    if !ready() || !available("ipset apply", &["ipset", "unshare"]) {
+        return;
+    }
+    let h = Host::new("ipset");
+    let many4: String = (1..=40)
+        .map(|i| format!("    allow 198.18.0.{i}\n"))
+        .collect();
+    let many6: String = (1..=40)
+        .map(|i| format!("    allow 2001:db8:5:{i:x}::/64\n"))
+        .collect();
+    h.edit_topology(&[(
+        "    allow vlan 529\n",
+        &format!("    allow vlan 529\n{many4}{many6}"),
+    )]);
+    // Undone, a first apply takes the rules off the sets before destroying them.
+    h.apply_ok(&["--confirm", "600"]);
+    assert!(
+        h.ns.ok(&["ipset", "list", "-n"])
+            .contains("CLOUDSTACK-SERVICES_v4")
+    );
+    let root = h.root();
+    let rollback = || {
+        let o = h
+            .command(&["rollback", "--root", root.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_exit(&o, 0, "");
+    };
+    rollback();
+    assert_eq!(h.ns.ok(&["ipset", "list", "-n"]), "");
+    assert!(!h.ns.ok(&["iptables-save"]).contains("CLOUDSTACK"));
+    let out = h.apply_ok(&[]);
+    assert!(
+        out.contains("    ~ ipset CLOUDSTACK-SERVICES_v4: create (40 prefixes)\n")
+            && out.contains("    ~ ipset CLOUDSTACK-SERVICES_v6: create (41 prefixes)\n"),
+        "{out}"
+    );
+    assert!(h.root().join("etc/iptables/ipsets").is_file());
+    let sets = || h.ns.ok(&["ipset", "save"]);
+    assert!(sets().contains("add CLOUDSTACK-SERVICES_v6 2001:db8:5:28::/64\n"));
+    let v4 = h.ns.ok(&["iptables-save", "-t", "filter"]);
+    assert!(v4.contains(
+        "-A CLOUDSTACK-SERVICES -m set --match-set CLOUDSTACK-SERVICES_v4 src -j RETURN"
+    ));
+    assert!(
+        !v4.contains("198.18.0.1"),
+        "the large group is not rules: {v4}"
+    );
+    let o = h.netc("apply", &[]);
+    assert!(
+        stdout(&o).starts_with("chamomile: no changes\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    h.edit_topology(&[("    allow 198.18.0.40\n", "    allow 198.18.1.40\n")]);
+    // What an apply killed mid-swap leaves behind is cleared first.
+    h.ns.ok(&[
+        "ipset",
+        "create",
+        "netc-swap-inet",
+        "hash:ip",
+        "family",
+        "inet6",
+    ]);
+    let out = h.apply_ok(&["--confirm", "600"]);
+    assert!(
+        out.contains("    ~ ipset CLOUDSTACK-SERVICES_v4: swap in 40 prefixes (+1 −1)\n")
+            && !out.contains("chain"),
+        "{out}"
+    );
+    let now = sets();
+    assert!(
+        now.contains("198.18.1.40") && !now.contains("198.18.0.40\n"),
+        "{now}"
+    );
+    assert!(!now.contains("netc-swap"), "{now}");
+    rollback();
+    let back = sets();
+    assert!(
+        back.contains("198.18.0.40\n") && !back.contains("198.18.1.40"),
+        "{back}"
+    );
+
+    h.apply_ok(&[]);
+    h.ns.ok(&["ipset", "del", "CLOUDSTACK-SERVICES_v4", "198.18.0.7"]);
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ ipset CLOUDSTACK-SERVICES_v4: swap in 40 prefixes (+1 −0)"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    assert!(sets().contains("add CLOUDSTACK-SERVICES_v4 198.18.0.7\n"));
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+/// With iptables-nft, apply records the ruleset's generation: a plan while no table has
+/// changed since runs no iptables-save (here it would fail), and any change by anyone — a
+/// foreign table, a hand edit of netc's chain — makes plan read the tables again, so the
+/// edit is seen and apply repairs it.
+#[test]
+fn plan_reads_iptables_again_once_any_table_changed() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("left");
+    h.apply_ok(&[]);
+    if !h
+        .ns
+        .ok(&["iptables-save", "-t", "filter"])
+        .contains("(nf_tables)")
+    {
+        eprintln!("SKIPPED plan_reads_iptables_again_once_any_table_changed: iptables-legacy");
+        return;
+    }
+    assert!(h.root().join("var/lib/netc/iptables-left.json").is_file());
+    let broken = tempfile::tempdir().unwrap();
+    for tool in ["iptables-save", "ip6tables-save"] {
+        let path = broken.path().join(tool);
+        fs::write(&path, "#!/bin/sh\necho \"$0 must not run\" >&2\nexit 1\n").unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        broken.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let plan_without_save = || {
+        let root = h.root();
+        let args = [
+            "plan",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--root",
+            root.to_str().unwrap(),
+        ];
+        h.command(&args).env("PATH", &path).output().unwrap()
+    };
+    let o = plan_without_save();
+    assert_exit(&o, 0, "");
+    assert!(
+        stdout(&o).starts_with("chamomile: no changes\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    h.ns.ok(&["nft", "add", "table", "inet", "someone-else"]);
+    let o = plan_without_save();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("must not run"),
+        "{o:?}"
+    );
+    let o = h.netc("plan", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    h.ns.ok(&["iptables", "-A", "CLOUDSTACK-SERVICES", "-j", "ACCEPT"]);
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ IPv4: rewrite chain CLOUDSTACK-SERVICES (3 → 2 rules)"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    assert!(!h.ns.ok(&["iptables-save"]).contains("-j ACCEPT"));
+    let o = plan_without_save();
+    assert_exit(&o, 0, "");
 }

@@ -140,6 +140,44 @@ fn killed(h: &Host, netc_args: &[&str], syscall: &str, n: usize, signal: &str) -
     c.output().unwrap()
 }
 
+/// Which netlink request of an apply of the current topology is its first change (1-based,
+/// as [`killed`] counts the main thread's `sendto`s): found by tracing the apply for real,
+/// under `--confirm`, then rolling it back.
+fn first_change(h: &Host) -> usize {
+    let out = h.dir.path().join("strace.out");
+    let root = h.root();
+    let o = std::process::Command::new("ip")
+        .args(["netns", "exec", &h.ns.name])
+        .args(["strace", "-o", out.to_str().unwrap(), "-e", "trace=sendto"])
+        .arg(env!("CARGO_BIN_EXE_netc"))
+        .args([
+            "apply",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--force-host",
+        ])
+        .args(["--confirm", "600", "--root"])
+        .arg(&root)
+        .current_dir(h.dir.path())
+        .env_remove("SSH_CONNECTION")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "");
+    assert_exit(
+        &h.state_cmd("rollback", &[]),
+        0,
+        "as it was before the apply",
+    );
+    let calls = fs::read_to_string(&out).unwrap();
+    let sends: Vec<&str> = calls.lines().filter(|l| l.starts_with("sendto")).collect();
+    let change = |l: &&str| l.contains("nlmsg_type=RTM_NEW") || l.contains("nlmsg_type=RTM_DEL");
+    1 + sends
+        .iter()
+        .position(change)
+        .expect("the apply changes the kernel")
+}
+
 /// chamomile with a stand-in for br600's VLAN port, marked as netc's as the VLAN link netc
 /// would create is: dropping br600 then removes it (and leaves the veth).
 fn host(tag: &str) -> Host {
@@ -298,8 +336,9 @@ fn confirm_is_armed_before_the_first_change() {
     h.apply_ok(&[]);
     let a = state(&h);
     topology(&h, "v2");
-    // The 12th netlink request is well inside the network steps.
-    let o = apply_killed(&h, "sendto", 12, "KILL", &["--confirm", "3"]);
+    // A few netlink requests past the first change: well inside the network steps.
+    let n = first_change(&h) + 3;
+    let o = apply_killed(&h, "sendto", n, "KILL", &["--confirm", "3"]);
     assert_eq!(o.status.signal(), Some(9), "{}", stderr(&o));
     assert!(state(&h) != a, "killed after a change");
     assert!(h.journal().exists());
@@ -329,8 +368,9 @@ fn a_signal_during_apply_undoes_what_it_did() {
     h.apply_ok(&[]);
     let a = state(&h);
     topology(&h, "v2");
+    let n = first_change(&h) + 3;
     for signal in ["HUP", "INT", "TERM"] {
-        let o = apply_killed(&h, "sendto", 12, signal, &[]);
+        let o = apply_killed(&h, "sendto", n, signal, &[]);
         assert_exit(&o, 1, "asked netc to stop");
         assert!(
             stderr(&o).contains("the host is as it was before the apply"),

@@ -13,6 +13,7 @@ mod diff;
 mod fmt;
 mod hostile;
 mod netns;
+mod nftnl;
 mod plan;
 mod render;
 mod scale;

@@ -7,12 +7,13 @@ use std::path::Path;
 use netc::config::Target;
 use netc::diag::Code;
 use netc::render;
+use netc::render::ipset::IPSET_MIN;
 
 use crate::netns::available;
 use crate::traffic::{Loader, check_firewall};
 
 #[path = "../../bench/topology.rs"]
-mod topology;
+pub mod topology;
 
 fn build(
     sources: usize,
@@ -42,8 +43,8 @@ fn file<'a>(
 }
 
 #[test]
-fn rule_counts_follow_the_sources_and_nft_rules_do_not() {
-    for n in [10, 1_000, 10_000] {
+fn rule_counts_do_not_grow_with_the_sources() {
+    for n in [10, 62, 64, 1_000, 10_000] {
         let (_, tree) = build(n, 1);
         let returns = |rel: &str| {
             file(&tree, rel)
@@ -51,8 +52,18 @@ fn rule_counts_follow_the_sources_and_nft_rules_do_not() {
                 .filter(|l| l.ends_with("-j RETURN"))
                 .count()
         };
-        assert_eq!(returns("etc/iptables/netc.v4"), n.div_ceil(2), "N={n}");
-        assert_eq!(returns("etc/iptables/netc.v6"), n / 2, "N={n}");
+        // Below the threshold a rule per source; from it on, one rule matching an ipset.
+        let per_family = |count: usize| if count < IPSET_MIN { count } else { 1 };
+        assert_eq!(
+            returns("etc/iptables/netc.v4"),
+            per_family(n.div_ceil(2)),
+            "N={n}"
+        );
+        assert_eq!(returns("etc/iptables/netc.v6"), per_family(n / 2), "N={n}");
+        let members = tree
+            .get(&Path::new("h00001").join("etc/iptables/ipsets"))
+            .map_or(0, |t| t.lines().filter(|l| l.starts_with("add ")).count());
+        assert_eq!(members, if n / 2 < IPSET_MIN { 0 } else { n }, "N={n}");
         let nft = file(&tree, "etc/nftables.d/netc.nft");
         let rules = nft
             .lines()
@@ -111,7 +122,7 @@ fn generated_firewall_behaves() {
     }
     let (c, _) = build(2_000, 1);
     let topo = c.topology.unwrap();
-    for loader in [Loader::Iptables, Loader::Nftables] {
+    for loader in [Loader::Iptables, Loader::Nftables, Loader::Nftnl] {
         let tried = check_firewall(&topo, &topo.hosts[0], loader, 24);
         assert!(tried >= 6 * 24, "{tried}");
     }

@@ -126,13 +126,22 @@ fn nft_accepts_and_reloads_every_table() {
                     .lines()
                     .filter(|l| l.contains(" return") || l.contains(" reject"))
                     .count();
-                // One rule per family and prefix length of the sources, one per protocol.
+                // One rule per family and prefix length of the sources; per `ports`
+                // statement one for its single ports and one per range.
                 let lengths: std::collections::BTreeSet<(bool, u8)> = p
                     .sources
                     .iter()
                     .map(|s| (s.net.addr().is_ipv4(), s.net.prefix_len()))
                     .collect();
-                assert_eq!(rules, lengths.len() + p.ports.len(), "{what}: {chain}");
+                let port_rules: usize = p
+                    .ports
+                    .iter()
+                    .map(|set| {
+                        let ranges = set.ports.iter().filter(|r| r.first != r.last).count();
+                        ranges + usize::from(ranges < set.ports.len())
+                    })
+                    .sum();
+                assert_eq!(rules, lengths.len() + port_rules, "{what}: {chain}");
                 assert!(
                     listed.contains(&format!("jump {}", p.chain)),
                     "{what}: {listed}"

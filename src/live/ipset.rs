@@ -1,0 +1,261 @@
+//! Planning a live ipset change: netc's `hash:net` sets (rendered to etc/iptables/ipsets),
+//! each created or replaced atomically, never another set.
+//!
+//! Input: the rendered ipsets file and the live `ipset save`, which have one format
+//! (`create NAME TYPE OPTIONS…`, `add NAME ELEMENT`). A set that is missing is created with
+//! its elements; a set whose elements differ is filled anew under a temporary name and
+//! swapped in with `ipset swap` (the rules that match it see the old or the new set, never a
+//! half-filled one), then the temporary set is destroyed. Both run in one `ipset -exist
+//! restore`, before the iptables rules that match the sets. The undo destroys a created set
+//! (after the rules no longer match it) or swaps the old elements back the same way.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::IpNet;
+
+/// What a set is: its `create` line's words after the name, and its elements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Set {
+    options: Vec<String>,
+    elements: BTreeSet<IpNet>,
+}
+
+impl Set {
+    /// `hash:net family inet`: what must agree for a swap.
+    fn kind(&self) -> (Option<&str>, Option<&str>) {
+        let ty = self.options.first().map(String::as_str);
+        let family = self
+            .options
+            .windows(2)
+            .find(|w| w[0] == "family")
+            .map(|w| w[1].as_str());
+        (ty, family.or(Some("inet")))
+    }
+}
+
+/// The sets of an `ipset save` (or a rendered ipsets file), by name. Elements that are not
+/// prefixes (other set types) are kept out: such a set differs in kind anyway.
+fn sets(save: &str) -> BTreeMap<String, Set> {
+    let mut out: BTreeMap<String, Set> = BTreeMap::new();
+    for line in save.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("create"), Some(name)) => {
+                let options = words.map(str::to_string).collect();
+                out.insert(
+                    name.to_string(),
+                    Set {
+                        options,
+                        elements: BTreeSet::new(),
+                    },
+                );
+            }
+            (Some("add"), Some(name)) => {
+                let element = words.next().and_then(prefix);
+                if let (Some(set), Some(e)) = (out.get_mut(name), element) {
+                    set.elements.insert(e);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `10.0.0.1` (a host) or `10.0.0.0/8`.
+fn prefix(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// As `ipset save` writes it: a host prefix as its address.
+fn element(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// What changes, one line each, for people.
+    pub changes: Vec<String>,
+    /// Sets of netc's names that are something else: apply refuses.
+    pub refusals: Vec<String>,
+    /// The `ipset -exist restore` input; `None` when every set matches.
+    pub restore: Option<String>,
+    /// The input that undoes `restore`.
+    pub undo: String,
+}
+
+/// The plan that makes the live sets hold the rendered ones.
+pub fn plan(rendered: &str, live: &str) -> Plan {
+    let want = sets(rendered);
+    let have = sets(live);
+    let mut p = Plan::default();
+    let (mut forward, mut undo) = (String::new(), String::new());
+    for (name, set) in &want {
+        match have.get(name) {
+            None => {
+                p.changes.push(format!(
+                    "ipset {name}: create ({} prefixes)",
+                    set.elements.len()
+                ));
+                fill(&mut forward, name, set);
+                undo += &format!("destroy {name}\n");
+            }
+            Some(old) if old.kind() != set.kind() => p.refusals.push(format!(
+                "ipset {name} exists as `{}`, netc's is `{}`: rename or remove it \
+                 (`ipset destroy {name}` once no rule matches it)",
+                old.options.join(" "),
+                set.options.join(" ")
+            )),
+            Some(old) if old.elements == set.elements => {}
+            Some(old) => {
+                let added = set.elements.difference(&old.elements).count();
+                let removed = old.elements.difference(&set.elements).count();
+                p.changes.push(format!(
+                    "ipset {name}: swap in {} prefixes (+{added} −{removed})",
+                    set.elements.len()
+                ));
+                swap(&mut forward, name, set);
+                swap(&mut undo, name, old);
+            }
+        }
+    }
+    if !forward.is_empty() {
+        p.restore = Some(forward);
+        p.undo = undo;
+    }
+    p
+}
+
+/// `create` and `add` lines of a set.
+fn fill(out: &mut String, name: &str, set: &Set) {
+    *out += &format!("create {name} {}\n", set.options.join(" "));
+    for e in &set.elements {
+        *out += &format!("add {name} {}\n", element(e));
+    }
+}
+
+/// Fills a temporary set and swaps it with `name`; the temporary one (then holding the old
+/// elements) is destroyed. One left over by an interrupted apply is destroyed first (under
+/// `-exist`, destroying a missing set is no error, and creating an existing one of other
+/// options would keep the old one).
+fn swap(out: &mut String, name: &str, set: &Set) {
+    let (_, family) = set.kind();
+    let tmp = format!("netc-swap-{}", family.unwrap_or("inet"));
+    *out += &format!("destroy {tmp}\n");
+    fill(out, &tmp, set);
+    *out += &format!("swap {tmp} {name}\ndestroy {tmp}\n");
+}
+
+/// Whether `live` (`ipset save`) holds what loading `payload` (a [`plan`]'s restore or
+/// undo) leaves: each set it ends with, with exactly its elements; each it destroys, gone.
+pub fn left_by(payload: &str, live: &str) -> bool {
+    let mut end: BTreeMap<String, Option<BTreeSet<IpNet>>> = BTreeMap::new();
+    for line in payload.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["create", name, ..] => {
+                end.insert(name.to_string(), Some(BTreeSet::new()));
+            }
+            ["add", name, e, ..] => {
+                if let (Some(Some(set)), Some(e)) = (end.get_mut(name), prefix(e)) {
+                    set.insert(e);
+                }
+            }
+            ["destroy", name] => {
+                end.insert(name.to_string(), None);
+            }
+            ["swap", a, b] => {
+                let (x, y) = (end.remove(a).flatten(), end.remove(b).flatten());
+                end.insert(a.to_string(), y);
+                end.insert(b.to_string(), x);
+            }
+            _ => {}
+        }
+    }
+    let have = sets(live);
+    end.iter().all(|(name, set)| match set {
+        None => !have.contains_key(name),
+        Some(elements) => have.get(name).is_some_and(|h| h.elements == *elements),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_by_follows_creates_swaps_and_destroys() {
+        let live = "create CS_v4 hash:net family inet\nadd CS_v4 10.0.0.0/8\n";
+        let p = plan(RENDERED, live);
+        let after =
+            "create CS_v4 hash:net family inet\nadd CS_v4 10.0.0.1\nadd CS_v4 10.1.0.0/16\n";
+        let restore = p.restore.unwrap();
+        assert!(left_by(&restore, after));
+        assert!(!left_by(&restore, live));
+        assert!(left_by(&p.undo, live));
+        let fresh = plan(RENDERED, "");
+        assert!(left_by(&fresh.undo, ""));
+        assert!(!left_by(&fresh.undo, after));
+    }
+
+    const RENDERED: &str = "# generated\ncreate CS_v4 hash:net family inet hashsize 1024 maxelem 65536\nadd CS_v4 10.0.0.1\nadd CS_v4 10.1.0.0/16\n";
+
+    #[test]
+    fn a_missing_set_is_created_and_its_undo_destroys_it() {
+        let p = plan(
+            RENDERED,
+            "create other hash:ip family inet\nadd other 10.9.9.9\n",
+        );
+        assert_eq!(
+            p.restore.as_deref(),
+            Some(
+                "create CS_v4 hash:net family inet hashsize 1024 maxelem 65536\nadd CS_v4 10.0.0.1\nadd CS_v4 10.1.0.0/16\n"
+            )
+        );
+        assert_eq!(p.undo, "destroy CS_v4\n");
+        assert_eq!(p.changes, vec!["ipset CS_v4: create (2 prefixes)"]);
+    }
+
+    #[test]
+    fn the_same_elements_in_another_spelling_need_nothing() {
+        let live = "create CS_v4 hash:net family inet hashsize 2048 maxelem 65536 bucketsize 12 initval 0x1\nadd CS_v4 10.1.0.0/16\nadd CS_v4 10.0.0.1/32\n";
+        assert_eq!(plan(RENDERED, live), Plan::default());
+    }
+
+    #[test]
+    fn other_elements_are_swapped_in_and_back() {
+        let live = "create CS_v4 hash:net family inet hashsize 1024 maxelem 65536 initval 0x1\nadd CS_v4 10.0.0.1\nadd CS_v4 10.2.0.0/16\n";
+        let p = plan(RENDERED, live);
+        let r = p.restore.unwrap();
+        assert!(
+            r.starts_with(
+                "destroy netc-swap-inet\ncreate netc-swap-inet hash:net family inet hashsize 1024"
+            ) && r.contains("add netc-swap-inet 10.1.0.0/16\n")
+                && r.ends_with("swap netc-swap-inet CS_v4\ndestroy netc-swap-inet\n"),
+            "{r}"
+        );
+        assert!(
+            p.undo.contains("add netc-swap-inet 10.2.0.0/16\n"),
+            "{}",
+            p.undo
+        );
+        assert!(p.undo.contains("initval 0x1"), "{}", p.undo);
+        assert_eq!(p.changes, vec!["ipset CS_v4: swap in 2 prefixes (+1 −1)"]);
+    }
+
+    #[test]
+    fn a_set_of_another_kind_under_netcs_name_is_refused() {
+        let live = "create CS_v4 hash:ip family inet\n";
+        let p = plan(RENDERED, live);
+        assert_eq!(p.restore, None);
+        assert!(p.refusals[0].starts_with("ipset CS_v4 exists as `hash:ip family inet`"));
+        let live = "create CS_v4 hash:net family inet6\n";
+        assert_eq!(plan(RENDERED, live).refusals.len(), 1);
+    }
+}

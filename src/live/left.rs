@@ -1,0 +1,73 @@
+//! What netc left in iptables' tables when they live in nf_tables (iptables-nft): the rules
+//! files its chains were restored from, and the ruleset's generation right after.
+//!
+//! nf_tables counts every committed change in one generation per network namespace. While it
+//! is the same (same boot, same namespace), no one — an admin, libvirt, netc — has changed any
+//! table since, so netc's chains still hold what it restored and plan need not run
+//! iptables-save: it reads the generation over netlink instead. Any change anywhere moves the
+//! generation, and plan reads the tables again. With iptables-legacy, whose tables nf_tables
+//! does not see, nothing is recorded.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::install::{self, Backup};
+use super::nfnetlink::Socket;
+use super::state::State;
+use crate::model::Family;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    /// The kernel's boot id and the network namespace: a generation counts in each anew.
+    pub boot: String,
+    pub netns: u64,
+    pub generation: u32,
+    /// Per family, the rendered rules file netc's chains were made to match.
+    pub rules: Vec<(Family, String)>,
+}
+
+impl Left {
+    /// Whether netc left its `family` chains as `rendered` says.
+    pub fn holds(&self, family: Family, rendered: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|(f, t)| *f == family && t == rendered)
+    }
+}
+
+fn path(root: &Path) -> PathBuf {
+    State::of_root(root).dir.join("iptables-left.json")
+}
+
+/// This boot, this network namespace, and the ruleset's generation now.
+fn here() -> io::Result<(String, u64, u32)> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?;
+    let netns = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
+    let generation = Socket::open()?.generation()?;
+    Ok((boot.trim().to_string(), netns, generation))
+}
+
+/// The record under `root`, if nothing has changed any table since it was made.
+pub fn holding(root: &Path) -> Option<Left> {
+    let bytes = install::read_opt(&path(root)).ok()??;
+    let left: Left = serde_json::from_slice(&bytes).ok()?;
+    let (boot, netns, generation) = here().ok()?;
+    (left.boot == boot && left.netns == netns && left.generation == generation).then_some(left)
+}
+
+/// Records that netc's chains now hold `rules`, at the generation of this moment.
+pub fn record(root: &Path, rules: Vec<(Family, String)>) -> io::Result<()> {
+    let (boot, netns, generation) = here()?;
+    let left = Left {
+        boot,
+        netns,
+        generation,
+        rules,
+    };
+    let json = serde_json::to_vec(&left).expect("plain data");
+    std::fs::create_dir_all(State::of_root(root).dir)?;
+    install::install(&path(root), &json, Backup::Skip).map(|_| ())
+}
