@@ -568,10 +568,17 @@ fn bridge(host: &Host, b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Pha
     }
     set_mtu_of(&b.name, found, b.mtu, 2, ph);
     no_router_advertisements(b, found, ph);
-    let Some(id) = b.tag() else {
-        untagged_port(b, live, ph);
-        return true;
-    };
+    match b.tag() {
+        Some(id) => vlan_port(host, b, id, live, p, ph),
+        None => untagged_port(b, live, ph),
+    }
+    true
+}
+
+/// A tagged bridge's port, the 802.1Q subinterface `<link>.<id>`: created where missing (on
+/// a NIC or bond that is there or planned), moved into the bridge, up.
+fn vlan_port(host: &Host, b: &Bridge, id: u16, live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
+    let port = b.port();
     let Some(l) = live.link(&port) else {
         if live.link(&b.nic).is_some() || host.bond(&b.nic).is_some() {
             ph.create.push(NetOp::AddLink {
@@ -592,7 +599,7 @@ fn bridge(host: &Host, b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Pha
                 up: true,
             });
         } // else: refused with the NIC
-        return true;
+        return;
     };
     match &l.kind {
         LiveKind::Vlan { parent, id: have } if (parent, *have) != (&b.nic, id) => {
@@ -626,7 +633,6 @@ fn bridge(host: &Host, b: &Bridge, live: &LiveNet, p: &mut NetPlan, ph: &mut Pha
     }
     set_mtu(l, b.mtu, 1, ph);
     set_up(l, ph);
-    true
 }
 
 /// A bridge without an IPv6 gateway takes no router advertisements (a user VLAN's routers

@@ -99,79 +99,90 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         notes: net.notes,
         ..Plan::default()
     };
-    let mut firewall_steps = Vec::new();
     let artefacts = render::host(topo, host, target);
-    let mut iptables_families = Vec::new();
-    let mut nft_rules = target.iptables().then(Vec::new);
+    let mut fw = Firewall {
+        steps: Vec::new(),
+        families: Vec::new(),
+        nft_rules: target.iptables().then(Vec::new),
+    };
     for artefact in &artefacts {
         let on_host: PathBuf = live.root.join(artefact.path());
         let old = read_text_opt(&on_host)?;
         let kind = artefact.kind;
-        match kind {
-            ArtefactKind::AgentProperties => {
-                agent_keys(host, &on_host, old.as_deref(), &mut plan);
-                continue;
-            }
-            ArtefactKind::Nft => {
-                let current = old.as_deref() == Some(artefact.text.as_str());
-                let table = render::nft_table(topo, host);
-                firewall_steps.extend(nft(table, current, live, &mut plan)?);
-            }
-            ArtefactKind::Ipsets => {
-                // Before the rules that match the sets (the undo runs after theirs).
-                let p = ipset::plan(&artefact.text, &(live.ipset_save)()?);
-                if let Some(restore) = p.restore {
-                    firewall_steps.push((Step::Ipset { restore }, Step::Ipset { restore: p.undo }));
-                }
-                plan.firewall.extend(p.changes);
-                plan.refusals.extend(p.refusals);
-            }
-            ArtefactKind::RulesV4 | ArtefactKind::RulesV6 => {
-                let family = kind.family().expect("a rules file");
-                iptables_families.push(family);
-                let installed = old.as_deref();
-                let step = rules(
-                    family,
-                    &artefact.text,
-                    installed,
-                    live,
-                    &mut plan,
-                    &mut nft_rules,
-                )?;
-                firewall_steps.extend(step);
-            }
-            ArtefactKind::Interfaces | ArtefactKind::Keepalived | ArtefactKind::FirewallUnit => {}
+        if kind == ArtefactKind::AgentProperties {
+            agent_keys(host, &on_host, old.as_deref(), &mut plan);
+            continue;
         }
+        fw.artefact(topo, host, artefact, old.as_deref(), live, &mut plan)?;
         let action = match &old {
             None => FileAction::Create,
             Some(text) if *text != artefact.text => FileAction::Replace,
             Some(_) => continue,
         };
-        file_change(
-            &mut plan,
-            kind,
-            on_host,
-            old,
-            Some(artefact.text.clone()),
-            action,
-        );
+        let new = Some(artefact.text.clone());
+        file_change(&mut plan, kind, on_host, old, new, action);
     }
     let rendered: Vec<ArtefactKind> = artefacts.iter().map(|a| a.kind).collect();
-    firewall_steps.extend(no_longer_rendered(
-        &rendered,
-        &iptables_families,
-        live,
-        &mut plan,
-    )?);
+    let gone = no_longer_rendered(&rendered, &fw.families, live, &mut plan)?;
+    fw.steps.extend(gone);
     super::retired::plan(live.root, &mut plan)?;
     // The live firewall last: the files that restore it at boot are in place by then.
-    plan.steps.extend(firewall_steps);
-    plan.iptables_nft = nft_rules;
+    plan.steps.extend(fw.steps);
+    plan.iptables_nft = fw.nft_rules;
     let mut notes = Vec::new();
     plan.refusals
         .extend(exec::validate(&plan.steps, &mut notes));
     plan.notes.extend(notes);
     Ok(plan)
+}
+
+/// The live firewall's part of a plan, gathered file by file.
+struct Firewall {
+    steps: Vec<(Step, Step)>,
+    /// The iptables families rendered.
+    families: Vec<Family>,
+    /// See [`Plan::iptables_nft`].
+    nft_rules: Option<Vec<(Family, String)>>,
+}
+
+impl Firewall {
+    /// What the live firewall needs for a rendered file: its ipsets, chains or table.
+    fn artefact(
+        &mut self,
+        topo: &Topology,
+        host: &Host,
+        artefact: &render::Artefact,
+        old: Option<&str>,
+        live: &Live,
+        plan: &mut Plan,
+    ) -> std::io::Result<()> {
+        match artefact.kind {
+            ArtefactKind::Nft => {
+                let current = old == Some(artefact.text.as_str());
+                let table = render::nft_table(topo, host);
+                self.steps.extend(nft(table, current, live, plan)?);
+            }
+            ArtefactKind::Ipsets => {
+                // Before the rules that match the sets (the undo runs after theirs).
+                let p = ipset::plan(&artefact.text, &(live.ipset_save)()?);
+                if let Some(restore) = p.restore {
+                    let undo = Step::Ipset { restore: p.undo };
+                    self.steps.push((Step::Ipset { restore }, undo));
+                }
+                plan.firewall.extend(p.changes);
+                plan.refusals.extend(p.refusals);
+            }
+            kind @ (ArtefactKind::RulesV4 | ArtefactKind::RulesV6) => {
+                let family = kind.family().expect("a rules file");
+                self.families.push(family);
+                let text = &artefact.text;
+                let step = rules(family, text, old, live, plan, &mut self.nft_rules)?;
+                self.steps.extend(step);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// A file to install or remove: shown, and a step with its inverse.
