@@ -137,22 +137,7 @@ impl Host {
 
     /// The kernel's view, without what changes by itself (counters, timers, carrier).
     pub(crate) fn kernel(&self) -> String {
-        let mut out = String::new();
-        for args in [
-            &["ip", "-br", "link"][..],
-            &["ip", "-br", "addr"],
-            &["ip", "route"],
-            &["ip", "-6", "route"],
-            &["iptables-save", "-t", "filter"],
-            &["ip6tables-save", "-t", "filter"],
-        ] {
-            let text = self.ns.ok(args);
-            for line in text.lines().filter(|l| !l.starts_with('#')) {
-                out += &line.replace("LOWERLAYERDOWN", "DOWN");
-                out.push('\n');
-            }
-        }
-        out
+        self.ns.kernel()
     }
 
     /// `ip monitor` and `nft monitor` in the namespace, until [`Monitor::stop`].

@@ -130,6 +130,27 @@ impl Netns {
         other.ok(&["ip", "link", "set", other_name, "up"]);
     }
 
+    /// The kernel's view — links, addresses, routes, the filter tables — without what
+    /// changes by itself (counters, timers, carrier).
+    pub fn kernel(&self) -> String {
+        let mut out = String::new();
+        for args in [
+            &["ip", "-br", "link"][..],
+            &["ip", "-br", "addr"],
+            &["ip", "route"],
+            &["ip", "-6", "route"],
+            &["iptables-save", "-t", "filter"],
+            &["ip6tables-save", "-t", "filter"],
+        ] {
+            let text = self.ok(args);
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                out += &line.replace("LOWERLAYERDOWN", "DOWN");
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// Adds an address without duplicate address detection (IPv6 is usable at once).
     pub fn addr(&self, dev: &str, cidr: &str) {
         let mut args = vec!["ip", "addr", "add", cidr, "dev", dev];

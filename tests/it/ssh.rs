@@ -234,21 +234,7 @@ impl Site {
     fn state(&self, name: &str) -> State {
         use std::os::unix::fs::MetadataExt;
         let ns = &self.host(name).ns;
-        let mut kernel = String::new();
-        for args in [
-            &["ip", "-br", "link"][..],
-            &["ip", "-br", "addr"],
-            &["ip", "route"],
-            &["ip", "-6", "route"],
-            &["iptables-save", "-t", "filter"],
-            &["ip6tables-save", "-t", "filter"],
-        ] {
-            let text = ns.ok(args);
-            for line in text.lines().filter(|l| !l.starts_with('#')) {
-                kernel += &line.replace("LOWERLAYERDOWN", "DOWN");
-                kernel.push('\n');
-            }
-        }
+        let kernel = ns.kernel();
         let root = self.root(name);
         let files = if root.join("etc").exists() {
             read_tree(&root.join("etc"))
