@@ -333,18 +333,24 @@ fn holds(op: &NetOp, net: &LiveNet) -> bool {
         NetOp::SetUp { link, up } => net.link(link).is_some_and(|l| l.up == *up),
         NetOp::SetMtu { link, mtu, .. } => net.link(link).is_some_and(|l| l.mtu == *mtu),
         NetOp::SetRa { link, ra, .. } => net.link(link).is_some_and(|l| l.ra == Some(*ra)),
-        NetOp::AddAddr { dev, net: n, .. } => {
-            net.addrs.iter().any(|a| a.dev == *dev && a.net == *n)
-        }
+        // Added with its protocol: the same address put back by someone else (ifup, by hand)
+        // is theirs, not what netc left.
+        NetOp::AddAddr { dev, net: n, proto } => net
+            .addrs
+            .iter()
+            .any(|a| a.dev == *dev && a.net == *n && a.proto == *proto),
         NetOp::DelAddr { dev, net: n, .. } => {
             !net.addrs.iter().any(|a| a.dev == *dev && a.net == *n)
         }
         NetOp::AddRoute {
-            dev, dst, gateway, ..
+            dev,
+            dst,
+            gateway,
+            proto,
         } => net
             .routes
             .iter()
-            .any(|r| r.dev == *dev && r.dst == *dst && r.gateway == *gateway),
+            .any(|r| r.dev == *dev && r.dst == *dst && r.gateway == *gateway && r.proto == *proto),
         NetOp::DelRoute {
             dev, dst, gateway, ..
         } => !net

@@ -219,7 +219,11 @@ fn the_lockout_guard_sees_a_subnet_that_would_divert_the_replies() {
             "{session}: {}",
             stdout(&o)
         );
-        assert_exit(&ssh(&h, session, &["apply"]), 1, "refusing to apply: this SSH session");
+        assert_exit(
+            &ssh(&h, session, &["apply"]),
+            1,
+            "refusing to apply: this SSH session",
+        );
         assert_eq!(h.kernel(), kernel, "{session}: nothing changed");
     }
     // A client outside the new subnet keeps its way: applied.

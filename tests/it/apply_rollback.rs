@@ -86,6 +86,52 @@ fn rollback_keeps_a_bridge_that_now_carries_a_vm() {
     assert!(!h.journal().exists());
 }
 
+/// Attack: during the window the new address and default route are put back by someone
+/// else (as `ifup` does: without netc's protocol 78). They are theirs now: the rollback
+/// leaves them, lists them and brings the old address back beside them.
+#[test]
+fn rollback_leaves_an_address_and_route_put_back_without_netcs_mark() {
+    if !ready() {
+        return;
+    }
+    let h = host("rbproto");
+    h.apply_ok(&[]);
+    h.edit_topology(&[("address 198.51.100.23", "address 198.51.100.24")]);
+    h.apply_ok(&["--confirm", "600"]);
+    for args in [
+        &["ip", "addr", "del", "198.51.100.24/24", "dev", "br134"][..],
+        &["ip", "addr", "add", "198.51.100.24/24", "dev", "br134"],
+        &[
+            "ip",
+            "route",
+            "replace",
+            "default",
+            "via",
+            "198.51.100.1",
+            "dev",
+            "br134",
+        ],
+    ] {
+        h.ns.ok(args);
+    }
+    let o = h.state_cmd("rollback", &[]);
+    assert_exit(&o, 1, "the host is NOT as it was");
+    for left in [
+        "NOT undone: left `+ address 198.51.100.24/24 on br134`",
+        "NOT undone: left `+ default route via 198.51.100.1 dev br134`",
+    ] {
+        assert!(stderr(&o).contains(left), "{left}: {}", stderr(&o));
+    }
+    let addrs = h.ns.ok(&["ip", "-4", "-o", "addr", "show", "br134"]);
+    assert!(
+        addrs.contains("198.51.100.24/24") && addrs.contains("198.51.100.23/24"),
+        "{addrs}"
+    );
+    let routes = h.ns.ok(&["ip", "route", "show", "default"]);
+    assert!(routes.contains("via 198.51.100.1 dev br134"), "{routes}");
+    assert!(!h.journal().exists());
+}
+
 /// Finding 4b: hand edits of agent.properties and interfaces during the window stay; netc's
 /// previous version goes beside them; a file nobody touched goes back.
 #[test]
