@@ -98,6 +98,8 @@ fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, Liv
     // What netc left in iptables-nft's tables, if no table changed since; else the two
     // iptables-save run while netc reads the network.
     let target = settings.firewall.target;
+    // The generation first: whatever changes a table after this moment moves it.
+    let generation = target.iptables().then(left::generation).flatten();
     let left = target.iptables().then(|| left::holding(&t.root)).flatten();
     let saves = (target.iptables() && left.is_none()).then(probe::IptablesSaves::start);
     let iptables_save = |family| match &saves {
@@ -127,6 +129,7 @@ fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, Liv
     let mut plan = plan::plan(topology, host, settings.firewall.target, &live)
         .map_err(|e| CliError::io(format!("cannot read the live state: {e}")))?;
     plan.lockout = lockout(&net, &plan);
+    plan.generation = generation;
     Ok((plan, kernel, net))
 }
 
@@ -348,8 +351,9 @@ fn run(
     if let Err(f) = result {
         return failed(&f, journal, from);
     }
+    let expected = plan.generation.map(|g| g.wrapping_add(sys.nf_commits));
     if let Some(rules) = plan.iptables_nft.clone()
-        && let Err(e) = left::record(&t.root, rules)
+        && let Err(e) = left::record(&t.root, rules, expected)
     {
         say(format!(
             "note: cannot record the firewall's generation ({e})"

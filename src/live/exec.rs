@@ -24,6 +24,9 @@ pub struct System<'a> {
     pub notes: Vec<String>,
     /// Firewall loads (iptables-restore, ipset restore, nftnl batches): kernel writes too.
     pub firewall_loads: usize,
+    /// Of those, the transactions committed to nf_tables (each moves its generation by one):
+    /// an iptables-nft restore, an nftnl batch.
+    pub nf_commits: u32,
     pub files_written: usize,
     /// Whether a replaced file is kept as a backup: on apply, not on an undo (a rejected
     /// config is no backup).
@@ -37,6 +40,7 @@ impl<'a> System<'a> {
             keepalived_pid: root.join("run/keepalived.pid"),
             notes: Vec::new(),
             firewall_loads: 0,
+            nf_commits: 0,
             files_written: 0,
             backup: Backup::Keep,
         }
@@ -65,6 +69,7 @@ impl Step {
             } => {
                 iptables_restore(*family, restore)?;
                 sys.firewall_loads += 1;
+                sys.nf_commits += 1;
                 write_record(record, &serde_json::to_vec(chains).expect("plain data"))
             }
             Step::Ipset { restore } => {
@@ -79,6 +84,7 @@ impl Step {
             Step::Nft(load) => {
                 nft_load(load)?;
                 sys.firewall_loads += 1;
+                sys.nf_commits += 1;
                 Ok(())
             }
             Step::File {

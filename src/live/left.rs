@@ -58,9 +58,26 @@ pub fn holding(root: &Path) -> Option<Left> {
     (left.boot == boot && left.netns == netns && left.generation == generation).then_some(left)
 }
 
-/// Records that netc's chains now hold `rules`, at the generation of this moment.
-pub fn record(root: &Path, rules: Vec<(Family, String)>) -> io::Result<()> {
+/// The ruleset's generation now, if nf_tables answers.
+pub fn generation() -> Option<u32> {
+    Socket::open().ok()?.generation().ok()
+}
+
+/// Records that netc's chains now hold `rules`, at the generation of this moment — if it is
+/// `expected`: the generation before the plan read the tables, moved by netc's own loads
+/// only. Otherwise someone changed a table while netc worked (perhaps netc's chains, after
+/// it read or loaded them): nothing is recorded, any older record is removed, and the next
+/// plan reads the tables. Returns whether it recorded.
+pub fn record(
+    root: &Path,
+    rules: Vec<(Family, String)>,
+    expected: Option<u32>,
+) -> io::Result<bool> {
     let (boot, netns, generation) = here()?;
+    if expected != Some(generation) {
+        install::remove_opt(&path(root))?;
+        return Ok(false);
+    }
     let left = Left {
         boot,
         netns,
@@ -69,5 +86,5 @@ pub fn record(root: &Path, rules: Vec<(Family, String)>) -> io::Result<()> {
     };
     let json = serde_json::to_vec(&left).expect("plain data");
     std::fs::create_dir_all(State::of_root(root).dir)?;
-    install::install(&path(root), &json, Backup::Skip).map(|_| ())
+    install::install(&path(root), &json, Backup::Skip).map(|_| true)
 }

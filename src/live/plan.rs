@@ -51,6 +51,10 @@ pub struct Plan {
     /// netc records them with the ruleset's generation ([`super::left`]).
     #[serde(skip)]
     pub iptables_nft: Option<Vec<(Family, String)>>,
+    /// The ruleset's generation before the plan read the tables (or found netc's record
+    /// holding): apply records what it left only if nothing but its own loads moved it since.
+    #[serde(skip)]
+    pub generation: Option<u32>,
 }
 
 impl Plan {

@@ -994,4 +994,62 @@ fn plan_reads_iptables_again_once_any_table_changed() {
     assert!(!h.ns.ok(&["iptables-save"]).contains("-j ACCEPT"));
     let o = plan_without_save();
     assert_exit(&o, 0, "");
+
+    // Attack: someone deletes netc's INPUT jump while an apply runs, after it read the
+    // tables (here: when it checks the new interfaces file with ifquery). The generation
+    // apply would record then already counts that change: nothing is recorded, and the next
+    // plan reads the tables and sees the jump gone.
+    let meddler = tempfile::tempdir().unwrap();
+    let ifquery = meddler.path().join("ifquery");
+    let real = crate::netns::which("ifquery").unwrap();
+    fs::write(
+        &ifquery,
+        format!(
+            "#!/bin/sh\niptables -w -D INPUT -j CLOUDSTACK-SERVICES 2>/dev/null\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &ifquery,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    h.edit_topology(&[("address 198.51.100.23", "address 198.51.100.24")]);
+    let root = h.root();
+    let o = h
+        .command(&[
+            "apply",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--force-host",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                meddler.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "applied");
+    assert!(
+        !h.ns
+            .ok(&["iptables-save"])
+            .contains("-A INPUT -j CLOUDSTACK-SERVICES")
+    );
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ IPv4: add the INPUT jump to CLOUDSTACK-SERVICES"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    let o = plan_without_save();
+    assert_exit(&o, 0, "");
 }
