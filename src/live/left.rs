@@ -24,6 +24,10 @@ pub struct Left {
     /// The kernel's boot id and the network namespace: a generation counts in each anew.
     pub boot: String,
     pub netns: u64,
+    /// The namespace's cookie (`SO_NETNS_COOKIE`): unlike its inode number, which a namespace
+    /// made later in the same boot can be given again (a container restarted), never reused.
+    #[serde(default)]
+    pub cookie: Option<u64>,
     pub generation: u32,
     /// Per family, the rendered rules file netc's chains were made to match.
     pub rules: Vec<(Family, String)>,
@@ -50,12 +54,14 @@ fn here() -> io::Result<(String, u64, u32)> {
     Ok((boot.trim().to_string(), netns, generation))
 }
 
-/// The record under `root`, if nothing has changed any table since it was made.
-pub fn holding(root: &Path) -> Option<Left> {
+/// The record under `root`, if nothing has changed any table since it was made. `cookie`:
+/// this network namespace's, where the kernel tells it (the caller asks: see [`Left::cookie`]).
+pub fn holding(root: &Path, cookie: Option<u64>) -> Option<Left> {
     let bytes = install::read_opt(&path(root)).ok()??;
     let left: Left = serde_json::from_slice(&bytes).ok()?;
     let (boot, netns, generation) = here().ok()?;
-    (left.boot == boot && left.netns == netns && left.generation == generation).then_some(left)
+    let same = left.boot == boot && left.netns == netns && left.cookie == cookie;
+    (same && left.generation == generation).then_some(left)
 }
 
 /// The ruleset's generation now, if nf_tables answers.
@@ -72,6 +78,7 @@ pub fn record(
     root: &Path,
     rules: Vec<(Family, String)>,
     expected: Option<u32>,
+    cookie: Option<u64>,
 ) -> io::Result<bool> {
     let (boot, netns, generation) = here()?;
     if expected != Some(generation) {
@@ -81,6 +88,7 @@ pub fn record(
     let left = Left {
         boot,
         netns,
+        cookie,
         generation,
         rules,
     };

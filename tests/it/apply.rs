@@ -1053,3 +1053,62 @@ fn plan_reads_iptables_again_once_any_table_changed() {
     let o = plan_without_save();
     assert_exit(&o, 0, "");
 }
+
+/// Attack: the host's network namespace is made anew in the same boot (a container
+/// restarted) and given the old one's inode number, as the kernel does with a freed one; its
+/// fresh ruleset's generation soon passes the recorded one. netc's chains are not there, and
+/// plan says so at every generation: the record names the namespace by its cookie, which is
+/// never reused.
+#[test]
+fn a_namespace_made_anew_does_not_inherit_the_record() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("reborn");
+    h.apply_ok(&[]);
+    if !h
+        .ns
+        .ok(&["iptables-save", "-t", "filter"])
+        .contains("(nf_tables)")
+    {
+        eprintln!("SKIPPED a_namespace_made_anew_does_not_inherit_the_record: iptables-legacy");
+        return;
+    }
+    let name = &h.ns.name;
+    for args in [["netns", "del", name], ["netns", "add", name]] {
+        assert!(Command::new("ip").args(args).status().unwrap().success());
+    }
+    h.ns.ok(&["ip", "link", "set", "lo", "up"]);
+    for (i, link) in ["eno1", "eno2", "eno1.529", "eno2.425", "eno2.134"]
+        .iter()
+        .enumerate()
+    {
+        let peer = format!("x{i}");
+        h.ns.ok(&[
+            "ip", "link", "add", link, "type", "veth", "peer", "name", &peer,
+        ]);
+    }
+    // The old record, as if the new namespace had the old one's inode number.
+    let record = h.root().join("var/lib/netc/iptables-left.json");
+    let mut left: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&record).unwrap()).unwrap();
+    let inode =
+        std::os::unix::fs::MetadataExt::ino(&fs::metadata(format!("/run/netns/{name}")).unwrap());
+    left["netns"] = inode.into();
+    let recorded = left["generation"].as_u64().unwrap();
+    fs::write(&record, left.to_string()).unwrap();
+    for n in 0..recorded + 3 {
+        let o = h.netc("plan", &[]);
+        for chain in [
+            "IPv4: create chain CLOUDSTACK-SERVICES",
+            "IPv6: create chain",
+        ] {
+            assert!(
+                stdout(&o).contains(chain),
+                "{n} changes into the new namespace: {}",
+                stdout(&o)
+            );
+        }
+        h.ns.ok(&["iptables", "-N", &format!("SOMEONE{n}")]);
+    }
+}
