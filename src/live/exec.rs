@@ -18,6 +18,8 @@ use crate::tool::{Tool, ToolError};
 /// What steps act on, and what they did beside the steps themselves.
 pub struct System<'a> {
     pub kernel: &'a mut Kernel,
+    /// What netc treats as `/` (`--root`): symlinks in its files are followed inside it.
+    pub root: PathBuf,
     /// Where keepalived keeps its pid.
     pub keepalived_pid: PathBuf,
     /// Lines for the user about what happened beside the steps themselves.
@@ -37,6 +39,7 @@ impl<'a> System<'a> {
     pub fn new(kernel: &'a mut Kernel, root: &Path) -> System<'a> {
         System {
             kernel,
+            root: root.to_path_buf(),
             keepalived_pid: root.join("run/keepalived.pid"),
             notes: Vec::new(),
             firewall_loads: 0,
@@ -103,7 +106,7 @@ fn file(
     content: Option<&str>,
 ) -> io::Result<()> {
     let Some(text) = content else {
-        install::remove_opt(path)?;
+        install::remove_in(&sys.root, path)?;
         sys.files_written += 1;
         if kind.reloads() {
             sys.notes.push(format!(
@@ -113,10 +116,12 @@ fn file(
         }
         return Ok(());
     };
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = install::resolve_in(&sys.root, path)?.parent() {
         fs::create_dir_all(dir)?;
     }
-    if let Installed::Written { .. } = install::install(path, text.as_bytes(), sys.backup)? {
+    if let Installed::Written { .. } =
+        install::install_in(&sys.root, path, text.as_bytes(), sys.backup)?
+    {
         sys.files_written += 1;
         if kind.reloads() {
             reload_keepalived(&sys.keepalived_pid, &mut sys.notes);

@@ -111,7 +111,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
     };
     for artefact in &artefacts {
         let on_host: PathBuf = live.root.join(artefact.path());
-        let old = read_text_opt(&on_host)?;
+        let old = read_text_opt(&install::resolve_in(live.root, &on_host)?)?;
         let kind = artefact.kind;
         if kind == ArtefactKind::AgentProperties {
             agent_keys(host, &on_host, old.as_deref(), &mut plan);
@@ -298,7 +298,7 @@ fn no_longer_rendered(
             continue;
         }
         let path = live.root.join(kind.path());
-        let old = read_text_opt(&install::resolve(&path)?)?;
+        let old = read_text_opt(&install::resolve_in(live.root, &path)?)?;
         if old.as_deref().is_some_and(|t| t.starts_with(GENERATED)) {
             file_change(plan, kind, path, old, None, FileAction::Remove);
         }
@@ -307,7 +307,8 @@ fn no_longer_rendered(
         if iptables_families.contains(&family) {
             continue;
         }
-        let installed = read_text_opt(&live.root.join(ArtefactKind::rules(family).path()))?;
+        let file = live.root.join(ArtefactKind::rules(family).path());
+        let installed = read_text_opt(&install::resolve_in(live.root, &file)?)?;
         if !owned_chains(family, installed.as_deref(), live)?.is_empty() {
             let none = &mut None;
             firewall.extend(rules(family, "", installed.as_deref(), live, plan, none)?);
