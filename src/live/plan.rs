@@ -127,6 +127,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         file_change(&mut plan, kind, on_host, old, new, action);
     }
     let rendered: Vec<ArtefactKind> = artefacts.iter().map(|a| a.kind).collect();
+    unused_sets(&artefacts, live, &mut plan)?;
     let gone = no_longer_rendered(&rendered, &fw.families, live, &mut plan)?;
     fw.steps.extend(gone);
     super::retired::plan(live.root, &mut plan)?;
@@ -187,6 +188,38 @@ impl Firewall {
         }
         Ok(())
     }
+}
+
+/// netc's ipsets that its rules stop matching (a policy shrunk below the threshold, a chain
+/// renamed, the nftables target): apply leaves them in the kernel, and says so once, while
+/// the ipsets file it installed still names them.
+fn unused_sets(
+    artefacts: &[render::Artefact],
+    live: &Live,
+    plan: &mut Plan,
+) -> std::io::Result<()> {
+    let path = live.root.join(ArtefactKind::Ipsets.path());
+    let Some(old) = read_text_opt(&install::resolve_in(live.root, &path)?)? else {
+        return Ok(());
+    };
+    if !old.starts_with(GENERATED) {
+        return Ok(());
+    }
+    let new = artefacts.iter().find(|a| a.kind == ArtefactKind::Ipsets);
+    let dropped = ipset::dropped(&old, new.map(|a| a.text.as_str()));
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    // A note only: without ipset, there is nothing to say.
+    let Ok(save) = (live.ipset_save)() else {
+        return Ok(());
+    };
+    for name in dropped.iter().filter(|n| ipset::exists(&save, n)) {
+        plan.notes.push(format!(
+            "ipset {name} is no longer matched by netc's rules; it stays in the kernel until removed by hand (ipset destroy {name})"
+        ));
+    }
+    Ok(())
 }
 
 /// A file to install or remove: shown, and a step with its inverse.

@@ -470,3 +470,47 @@ fn switching_the_firewall_target_leaves_nothing_of_the_other() {
     );
     assert_eq!(h.netc("plan", &[]).status.code(), Some(0));
 }
+
+/// Attack: an ipset netc's rules stop matching stays in the kernel (by design) — when a
+/// policy shrinks below the threshold and when the target becomes nftables — and apply says
+/// so, naming the command that removes it, instead of leaving it unmentioned.
+#[test]
+fn an_ipset_netc_stops_matching_is_named() {
+    if !ready() || !crate::netns::available("ipset apply", &["ipset", "unshare"]) {
+        return;
+    }
+    let h = Host::new("unused-set");
+    let many: String = (1..=40)
+        .map(|i| format!("    allow 198.18.0.{i}\n"))
+        .collect();
+    let large = fs::read_to_string(h.dir.path().join("topology.csn"))
+        .unwrap()
+        .replacen(
+            "    allow vlan 529\n",
+            &format!("    allow vlan 529\n{many}"),
+            1,
+        );
+    let small = fs::read_to_string(h.dir.path().join("topology.csn")).unwrap();
+    let topology = |text: &str| fs::write(h.dir.path().join("topology.csn"), text).unwrap();
+    let note = "ipset CLOUDSTACK-SERVICES_v4 is no longer matched by netc's rules; it stays in \
+                the kernel until removed by hand (ipset destroy CLOUDSTACK-SERVICES_v4)";
+    topology(&large);
+    assert!(!h.apply_ok(&[]).contains("no longer matched"));
+    topology(&small);
+    let o = h.netc("plan", &[]);
+    assert!(stdout(&o).contains(note), "{}", stdout(&o));
+    assert!(h.apply_ok(&[]).contains(note));
+    topology(&large);
+    h.apply_ok(&[]);
+    fs::write(
+        h.dir.path().join("netc.toml"),
+        "[firewall]\ntarget = \"nftables\"\n",
+    )
+    .unwrap();
+    assert!(h.apply_ok(&[]).contains(note));
+    // Removed by hand, it is not named again.
+    h.ns.ok(&["ipset", "destroy", "CLOUDSTACK-SERVICES_v4"]);
+    topology(&small);
+    fs::remove_file(h.dir.path().join("netc.toml")).unwrap();
+    assert!(!h.apply_ok(&[]).contains("no longer matched"));
+}
