@@ -98,7 +98,12 @@ fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, Liv
     // What netc left in iptables-nft's tables, if no table changed since; else the two
     // iptables-save run while netc reads the network.
     let target = settings.firewall.target;
-    let left = target.iptables().then(|| left::holding(&t.root)).flatten();
+    // The generation first: whatever changes a table after this moment moves it.
+    let generation = target.iptables().then(left::generation).flatten();
+    let left = target
+        .iptables()
+        .then(|| left::holding(&t.root, netns_cookie()))
+        .flatten();
     let saves = (target.iptables() && left.is_none()).then(probe::IptablesSaves::start);
     let iptables_save = |family| match &saves {
         Some(s) => s.take(family),
@@ -127,7 +132,35 @@ fn make_plan(t: &Target, journal: Option<&Journal>) -> Result<(Plan, Kernel, Liv
     let mut plan = plan::plan(topology, host, settings.firewall.target, &live)
         .map_err(|e| CliError::io(format!("cannot read the live state: {e}")))?;
     plan.lockout = lockout(&net, &plan);
+    plan.generation = generation;
     Ok((plan, kernel, net))
+}
+
+/// This network namespace's cookie (`SO_NETNS_COOKIE`, Linux 5.14): unique for the boot and
+/// never given to another namespace, as its inode number can be. `None` where the kernel does
+/// not know it.
+fn netns_cookie() -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )
+    .ok()?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the descriptor is open for the call; the kernel writes at most `len` bytes into
+    // `cookie`, which lives across it.
+    let ok = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    } == 0;
+    (ok && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
 }
 
 /// Links an interrupted apply created (or began to) that carry no mark yet.
@@ -348,8 +381,9 @@ fn run(
     if let Err(f) = result {
         return failed(&f, journal, from);
     }
+    let expected = plan.generation.map(|g| g.wrapping_add(sys.nf_commits));
     if let Some(rules) = plan.iptables_nft.clone()
-        && let Err(e) = left::record(&t.root, rules)
+        && let Err(e) = left::record(&t.root, rules, expected, netns_cookie())
     {
         say(format!(
             "note: cannot record the firewall's generation ({e})"

@@ -18,12 +18,17 @@ use crate::tool::{Tool, ToolError};
 /// What steps act on, and what they did beside the steps themselves.
 pub struct System<'a> {
     pub kernel: &'a mut Kernel,
+    /// What netc treats as `/` (`--root`): symlinks in its files are followed inside it.
+    pub root: PathBuf,
     /// Where keepalived keeps its pid.
     pub keepalived_pid: PathBuf,
     /// Lines for the user about what happened beside the steps themselves.
     pub notes: Vec<String>,
     /// Firewall loads (iptables-restore, ipset restore, nftnl batches): kernel writes too.
     pub firewall_loads: usize,
+    /// Of those, the transactions committed to nf_tables (each moves its generation by one):
+    /// an iptables-nft restore, an nftnl batch.
+    pub nf_commits: u32,
     pub files_written: usize,
     /// Whether a replaced file is kept as a backup: on apply, not on an undo (a rejected
     /// config is no backup).
@@ -34,9 +39,11 @@ impl<'a> System<'a> {
     pub fn new(kernel: &'a mut Kernel, root: &Path) -> System<'a> {
         System {
             kernel,
+            root: root.to_path_buf(),
             keepalived_pid: root.join("run/keepalived.pid"),
             notes: Vec::new(),
             firewall_loads: 0,
+            nf_commits: 0,
             files_written: 0,
             backup: Backup::Keep,
         }
@@ -65,6 +72,7 @@ impl Step {
             } => {
                 iptables_restore(*family, restore)?;
                 sys.firewall_loads += 1;
+                sys.nf_commits += 1;
                 write_record(record, &serde_json::to_vec(chains).expect("plain data"))
             }
             Step::Ipset { restore } => {
@@ -79,6 +87,7 @@ impl Step {
             Step::Nft(load) => {
                 nft_load(load)?;
                 sys.firewall_loads += 1;
+                sys.nf_commits += 1;
                 Ok(())
             }
             Step::File {
@@ -97,7 +106,7 @@ fn file(
     content: Option<&str>,
 ) -> io::Result<()> {
     let Some(text) = content else {
-        install::remove_opt(path)?;
+        install::remove_in(&sys.root, path)?;
         sys.files_written += 1;
         if kind.reloads() {
             sys.notes.push(format!(
@@ -107,10 +116,12 @@ fn file(
         }
         return Ok(());
     };
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = install::resolve_in(&sys.root, path)?.parent() {
         fs::create_dir_all(dir)?;
     }
-    if let Installed::Written { .. } = install::install(path, text.as_bytes(), sys.backup)? {
+    if let Installed::Written { .. } =
+        install::install_in(&sys.root, path, text.as_bytes(), sys.backup)?
+    {
         sys.files_written += 1;
         if kind.reloads() {
             reload_keepalived(&sys.keepalived_pid, &mut sys.notes);

@@ -5,7 +5,9 @@
 //! connected subnets and the routes through gateways (or, for a link-local client, its
 //! interface). A change cuts it when it removes the server address — even for a moment, as
 //! when a secondary address or a VIP is taken out and put back — or the connected subnet,
-//! the route or the link its replies leave by, or a port of that link when it is a bridge.
+//! the route or the link its replies leave by, or a port of that link when it is a bridge;
+//! or when it adds a subnet or route that would take the replies another way (more specific
+//! than the one they take now, or as specific on another link).
 
 use std::net::IpAddr;
 
@@ -41,11 +43,14 @@ impl Session {
     }
 }
 
+/// An address and its scope; an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as some
+/// servers report IPv4 clients of a dual-stack socket) is the IPv4 address it carries.
 fn scoped(word: &str) -> Option<(IpAddr, Option<String>)> {
+    let addr = |a: &str| a.parse::<IpAddr>().ok().map(|a| a.to_canonical());
     match word.split_once('%') {
-        Some((addr, scope)) if !scope.is_empty() => Some((addr.parse().ok()?, Some(scope.into()))),
+        Some((a, scope)) if !scope.is_empty() => Some((addr(a)?, Some(scope.into()))),
         Some(_) => None,
-        None => Some((word.parse().ok()?, None)),
+        None => Some((addr(word)?, None)),
     }
 }
 
@@ -57,9 +62,11 @@ struct Path<'a> {
     route: Option<&'a LiveRoute>,
 }
 
-fn path<'a>(live: &'a LiveNet, s: &'a Session) -> Option<Path<'a>> {
+/// The way the replies leave, and the prefix length that chose it (none for a link-local
+/// client: its interface decides).
+fn path<'a>(live: &'a LiveNet, s: &'a Session) -> Option<(Option<u8>, Path<'a>)> {
     if let Some(dev) = &s.scope {
-        return Some(Path { dev, route: None });
+        return Some((None, Path { dev, route: None }));
     }
     let family_of = |n: &IpNet| n.addr().is_ipv4() == s.client.is_ipv4();
     let connected = live
@@ -97,12 +104,31 @@ fn path<'a>(live: &'a LiveNet, s: &'a Session) -> Option<Path<'a>> {
             Some((b, _)) if b >= len => best,
             _ => Some((len, p)),
         })
-        .map(|(_, p)| p)
+        .map(|(len, p)| (Some(len), p))
 }
+
+/// Whether `op` adds a subnet or route that the kernel would prefer for the replies to
+/// `client` over the way they take now (`len` long, on `dev`).
+fn diverts(op: &NetOp, client: IpAddr, len: u8, dev: &str) -> bool {
+    let (on, net) = match op {
+        NetOp::AddAddr { dev, net, .. } => (dev, net.trunc()),
+        NetOp::AddRoute {
+            dev, dst: Some(d), ..
+        } => (dev, *d),
+        _ => return false,
+    };
+    on != dev && net.contains(&client) && net.prefix_len() >= len
+}
+
+/// What a new, more specific subnet or route takes from the session.
+const DIVERTS: &str = "the way its replies leave";
 
 /// Why `ops` would cut `session` off, if they would.
 pub fn lockout(live: &LiveNet, ops: &[NetOp], session: &Session) -> Option<String> {
-    let path = path(live, session);
+    let (len, path) = match path(live, session) {
+        Some((len, p)) => (len, Some(p)),
+        None => (None, None),
+    };
     let ports: Vec<&str> = match &path {
         Some(p) => live
             .links
@@ -119,6 +145,9 @@ pub fn lockout(live: &LiveNet, ops: &[NetOp], session: &Session) -> Option<Strin
             return Some("the address it connects to");
         }
         let p = path.as_ref()?;
+        if len.is_some_and(|len| diverts(op, session.client, len, p.dev)) {
+            return Some(DIVERTS);
+        }
         let on_path = |link: &str| link == p.dev;
         let port = |link: &str| ports.contains(&link);
         match op {
@@ -154,8 +183,12 @@ pub fn lockout(live: &LiveNet, ops: &[NetOp], session: &Session) -> Option<Strin
     };
     ops.iter().find_map(|op| {
         cuts(op).map(|what| {
+            let does = match what {
+                DIVERTS => "sends another way",
+                _ => "removes",
+            };
             format!(
-                "this SSH session ({} → {}) depends on {what}, which this change removes: {op}",
+                "this SSH session ({} → {}) depends on {what}, which this change {does}: {op}",
                 session.client, session.server
             )
         })

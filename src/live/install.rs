@@ -6,7 +6,9 @@
 //! target (atomic on one filesystem); the directory is fsynced after. A symlink stays a
 //! symlink: the file it points to is replaced. The replaced content is kept as a
 //! date-stamped backup `<name>.netc-old.<UTC stamp>` beside it, written the same way with
-//! the original's mode and owner; the newest [`KEEP_BACKUPS`] are kept. A rollback puts the
+//! the original's mode and owner; the newest [`KEEP_BACKUPS`] are kept. Under another root
+//! (`--root`: a chroot, a test) symlinks are followed inside it, as the chroot sees them: an
+//! absolute target starts at the root, and `..` stops there. A rollback puts the
 //! old content back without a backup ([`Backup::Skip`]): a rejected config never takes the
 //! place of a good one. Temporary files a killed run left are removed by [`clean_temps`].
 
@@ -83,6 +85,54 @@ pub fn resolve(path: &Path) -> io::Result<PathBuf> {
     )))
 }
 
+/// The file `path` (under `root`) names, with every symlink on the way followed inside
+/// `root` as if it were `/`: an absolute target starts again at `root`, and `..` never leaves
+/// it. With `/` as the root, or a path outside it, [`resolve`].
+pub fn resolve_in(root: &Path, path: &Path) -> io::Result<PathBuf> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let Ok(rel) = path.strip_prefix(root) else {
+        return resolve(path);
+    };
+    if root == Path::new("/") {
+        return resolve(path);
+    }
+    let mut todo: VecDeque<PathBuf> = rel.components().map(|c| c.as_os_str().into()).collect();
+    let mut out = root.to_path_buf();
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        match Path::new(&part).components().next() {
+            Some(Component::Normal(name)) => {
+                let next = out.join(name);
+                match fs::symlink_metadata(&next) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        hops += 1;
+                        if hops > 40 {
+                            return Err(io::Error::other(format!(
+                                "{}: too many levels of symbolic links",
+                                path.display()
+                            )));
+                        }
+                        let target = fs::read_link(&next)?;
+                        if target.is_absolute() {
+                            out = root.to_path_buf();
+                        }
+                        for c in target.components().rev() {
+                            todo.push_front(c.as_os_str().into());
+                        }
+                    }
+                    _ => out = next,
+                }
+            }
+            Some(Component::ParentDir) if out != root => {
+                out.pop();
+            }
+            _ => {} // `.`, `/`, or `..` at the root
+        }
+    }
+    Ok(out)
+}
+
 /// A file's bytes, or `None` when there is no such file (nothing there, or a file where a
 /// directory of its path should be).
 pub fn read_opt(path: &Path) -> io::Result<Option<Vec<u8>>> {
@@ -105,7 +155,12 @@ pub fn read_text_opt(path: &Path) -> io::Result<Option<String>> {
 /// Removes a file (the one a symlink points to, keeping the link); one that is not there is
 /// already removed.
 pub fn remove_opt(path: &Path) -> io::Result<()> {
-    match fs::remove_file(resolve(path)?) {
+    remove_in(Path::new("/"), path)
+}
+
+/// [`remove_opt`] with symlinks followed inside `root` ([`resolve_in`]).
+pub fn remove_in(root: &Path, path: &Path) -> io::Result<()> {
+    match fs::remove_file(resolve_in(root, path)?) {
         Err(e) if !absent(&e) => Err(e),
         _ => Ok(()),
     }
@@ -127,7 +182,17 @@ fn dir_of(path: &Path) -> &Path {
 
 /// Puts `content` at `target`; see the module comment.
 pub fn install(target: &Path, content: &[u8], backup: Backup) -> io::Result<Installed> {
-    let target = resolve(target)?;
+    install_in(Path::new("/"), target, content, backup)
+}
+
+/// [`install`] with symlinks followed inside `root` ([`resolve_in`]).
+pub fn install_in(
+    root: &Path,
+    target: &Path,
+    content: &[u8],
+    backup: Backup,
+) -> io::Result<Installed> {
+    let target = resolve_in(root, target)?;
     let old = read_opt(&target)?;
     if old.as_deref() == Some(content) {
         return Ok(Installed::Unchanged);

@@ -62,6 +62,20 @@ fn sets(save: &str) -> BTreeMap<String, Set> {
     out
 }
 
+/// The sets an old ipsets file declared that a new one (if any) no longer does.
+pub fn dropped(old: &str, new: Option<&str>) -> Vec<String> {
+    let new = new.map(sets).unwrap_or_default();
+    sets(old)
+        .into_keys()
+        .filter(|name| !new.contains_key(name))
+        .collect()
+}
+
+/// Whether an `ipset save` has a set of this name.
+pub fn exists(save: &str, name: &str) -> bool {
+    sets(save).contains_key(name)
+}
+
 /// `10.0.0.1` (a host) or `10.0.0.0/8`.
 fn prefix(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()

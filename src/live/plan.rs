@@ -51,6 +51,10 @@ pub struct Plan {
     /// netc records them with the ruleset's generation ([`super::left`]).
     #[serde(skip)]
     pub iptables_nft: Option<Vec<(Family, String)>>,
+    /// The ruleset's generation before the plan read the tables (or found netc's record
+    /// holding): apply records what it left only if nothing but its own loads moved it since.
+    #[serde(skip)]
+    pub generation: Option<u32>,
 }
 
 impl Plan {
@@ -107,7 +111,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
     };
     for artefact in &artefacts {
         let on_host: PathBuf = live.root.join(artefact.path());
-        let old = read_text_opt(&on_host)?;
+        let old = read_text_opt(&install::resolve_in(live.root, &on_host)?)?;
         let kind = artefact.kind;
         if kind == ArtefactKind::AgentProperties {
             agent_keys(host, &on_host, old.as_deref(), &mut plan);
@@ -123,6 +127,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         file_change(&mut plan, kind, on_host, old, new, action);
     }
     let rendered: Vec<ArtefactKind> = artefacts.iter().map(|a| a.kind).collect();
+    unused_sets(&artefacts, live, &mut plan)?;
     let gone = no_longer_rendered(&rendered, &fw.families, live, &mut plan)?;
     fw.steps.extend(gone);
     super::retired::plan(live.root, &mut plan)?;
@@ -183,6 +188,38 @@ impl Firewall {
         }
         Ok(())
     }
+}
+
+/// netc's ipsets that its rules stop matching (a policy shrunk below the threshold, a chain
+/// renamed, the nftables target): apply leaves them in the kernel, and says so once, while
+/// the ipsets file it installed still names them.
+fn unused_sets(
+    artefacts: &[render::Artefact],
+    live: &Live,
+    plan: &mut Plan,
+) -> std::io::Result<()> {
+    let path = live.root.join(ArtefactKind::Ipsets.path());
+    let Some(old) = read_text_opt(&install::resolve_in(live.root, &path)?)? else {
+        return Ok(());
+    };
+    if !old.starts_with(GENERATED) {
+        return Ok(());
+    }
+    let new = artefacts.iter().find(|a| a.kind == ArtefactKind::Ipsets);
+    let dropped = ipset::dropped(&old, new.map(|a| a.text.as_str()));
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    // A note only: without ipset, there is nothing to say.
+    let Ok(save) = (live.ipset_save)() else {
+        return Ok(());
+    };
+    for name in dropped.iter().filter(|n| ipset::exists(&save, n)) {
+        plan.notes.push(format!(
+            "ipset {name} is no longer matched by netc's rules; it stays in the kernel until removed by hand (ipset destroy {name})"
+        ));
+    }
+    Ok(())
 }
 
 /// A file to install or remove: shown, and a step with its inverse.
@@ -294,7 +331,7 @@ fn no_longer_rendered(
             continue;
         }
         let path = live.root.join(kind.path());
-        let old = read_text_opt(&install::resolve(&path)?)?;
+        let old = read_text_opt(&install::resolve_in(live.root, &path)?)?;
         if old.as_deref().is_some_and(|t| t.starts_with(GENERATED)) {
             file_change(plan, kind, path, old, None, FileAction::Remove);
         }
@@ -303,7 +340,8 @@ fn no_longer_rendered(
         if iptables_families.contains(&family) {
             continue;
         }
-        let installed = read_text_opt(&live.root.join(ArtefactKind::rules(family).path()))?;
+        let file = live.root.join(ArtefactKind::rules(family).path());
+        let installed = read_text_opt(&install::resolve_in(live.root, &file)?)?;
         if !owned_chains(family, installed.as_deref(), live)?.is_empty() {
             let none = &mut None;
             firewall.extend(rules(family, "", installed.as_deref(), live, plan, none)?);

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::Path;
 
-use super::install::read_text_opt;
+use super::install::{read_text_opt, resolve_in};
 use super::plan::{FileAction, FileChange, Plan};
 use super::step::Step;
 use crate::model::Family;
@@ -17,7 +17,7 @@ use crate::render::ArtefactKind;
 pub fn plan(root: &Path, plan: &mut Plan) -> io::Result<()> {
     for (rel, family) in ArtefactKind::RETIRED.into_iter().zip(Family::ALL) {
         let path = root.join(rel);
-        let Some(old) = read_text_opt(&path)? else {
+        let Some(old) = read_text_opt(&resolve_in(root, &path)?)? else {
             continue;
         };
         let first = old.lines().next().unwrap_or("");

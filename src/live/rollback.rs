@@ -98,7 +98,7 @@ pub fn undo(
             },
             Ok(Seen::Before) => {}
             Ok(Seen::Changed(why)) => {
-                out.skipped.push(left_as_is(p, &why));
+                out.skipped.push(left_as_is(p, &why, &sys.root));
                 continue;
             }
             Err(e) => {
@@ -239,7 +239,7 @@ fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
                 content: before, ..
             },
         ) => {
-            let now = install::read_opt(&install::resolve(path)?)?;
+            let now = install::read_opt(&install::resolve_in(&sys.root, path)?)?;
             let is = |c: &Option<String>| now.as_deref() == c.as_deref().map(str::as_bytes);
             (is(content), is(before))
         }
@@ -333,18 +333,24 @@ fn holds(op: &NetOp, net: &LiveNet) -> bool {
         NetOp::SetUp { link, up } => net.link(link).is_some_and(|l| l.up == *up),
         NetOp::SetMtu { link, mtu, .. } => net.link(link).is_some_and(|l| l.mtu == *mtu),
         NetOp::SetRa { link, ra, .. } => net.link(link).is_some_and(|l| l.ra == Some(*ra)),
-        NetOp::AddAddr { dev, net: n, .. } => {
-            net.addrs.iter().any(|a| a.dev == *dev && a.net == *n)
-        }
+        // Added with its protocol: the same address put back by someone else (ifup, by hand)
+        // is theirs, not what netc left.
+        NetOp::AddAddr { dev, net: n, proto } => net
+            .addrs
+            .iter()
+            .any(|a| a.dev == *dev && a.net == *n && a.proto == *proto),
         NetOp::DelAddr { dev, net: n, .. } => {
             !net.addrs.iter().any(|a| a.dev == *dev && a.net == *n)
         }
         NetOp::AddRoute {
-            dev, dst, gateway, ..
+            dev,
+            dst,
+            gateway,
+            proto,
         } => net
             .routes
             .iter()
-            .any(|r| r.dev == *dev && r.dst == *dst && r.gateway == *gateway),
+            .any(|r| r.dev == *dev && r.dst == *dst && r.gateway == *gateway && r.proto == *proto),
         NetOp::DelRoute {
             dev, dst, gateway, ..
         } => !net
@@ -370,7 +376,7 @@ fn changed(step: &Step) -> String {
 }
 
 /// Says what is left, and for a file keeps netc's previous version beside the hand edit.
-fn left_as_is(p: &Planned, why: &str) -> String {
+fn left_as_is(p: &Planned, why: &str, root: &Path) -> String {
     let Step::File {
         path,
         content: Some(before),
@@ -379,7 +385,7 @@ fn left_as_is(p: &Planned, why: &str) -> String {
     else {
         return format!("left {why}");
     };
-    match keep_beside(path, before) {
+    match keep_beside(root, path, before) {
         Ok(beside) => format!(
             "left {why}; the hand edit stays, and netc's previous version is at {}",
             beside.display()
@@ -388,8 +394,8 @@ fn left_as_is(p: &Planned, why: &str) -> String {
     }
 }
 
-fn keep_beside(path: &Path, before: &str) -> io::Result<std::path::PathBuf> {
-    let real = install::resolve(path)?;
+fn keep_beside(root: &Path, path: &Path, before: &str) -> io::Result<std::path::PathBuf> {
+    let real = install::resolve_in(root, path)?;
     let mut name = real.file_name().unwrap_or_default().to_os_string();
     name.push(".netc-rollback");
     let beside = real.with_file_name(name);

@@ -979,4 +979,121 @@ fn plan_reads_iptables_again_once_any_table_changed() {
     assert!(!h.ns.ok(&["iptables-save"]).contains("-j ACCEPT"));
     let o = plan_without_save();
     assert_exit(&o, 0, "");
+
+    // Attack: someone deletes netc's INPUT jump while an apply runs, after it read the
+    // tables (here: when it checks the new interfaces file with ifquery). The generation
+    // apply would record then already counts that change: nothing is recorded, and the next
+    // plan reads the tables and sees the jump gone.
+    let meddler = tempfile::tempdir().unwrap();
+    let ifquery = meddler.path().join("ifquery");
+    let real = crate::netns::which("ifquery").unwrap();
+    fs::write(
+        &ifquery,
+        format!(
+            "#!/bin/sh\niptables -w -D INPUT -j CLOUDSTACK-SERVICES 2>/dev/null\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &ifquery,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    h.edit_topology(&[("address 198.51.100.23", "address 198.51.100.24")]);
+    let root = h.root();
+    let o = h
+        .command(&[
+            "apply",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--force-host",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                meddler.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "applied");
+    assert!(
+        !h.ns
+            .ok(&["iptables-save"])
+            .contains("-A INPUT -j CLOUDSTACK-SERVICES")
+    );
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ IPv4: add the INPUT jump to CLOUDSTACK-SERVICES"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    let o = plan_without_save();
+    assert_exit(&o, 0, "");
+}
+
+/// Attack: the host's network namespace is made anew in the same boot (a container
+/// restarted) and given the old one's inode number, as the kernel does with a freed one; its
+/// fresh ruleset's generation soon passes the recorded one. netc's chains are not there, and
+/// plan says so at every generation: the record names the namespace by its cookie, which is
+/// never reused.
+#[test]
+fn a_namespace_made_anew_does_not_inherit_the_record() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("reborn");
+    h.apply_ok(&[]);
+    if !h
+        .ns
+        .ok(&["iptables-save", "-t", "filter"])
+        .contains("(nf_tables)")
+    {
+        eprintln!("SKIPPED a_namespace_made_anew_does_not_inherit_the_record: iptables-legacy");
+        return;
+    }
+    let name = &h.ns.name;
+    for args in [["netns", "del", name], ["netns", "add", name]] {
+        assert!(Command::new("ip").args(args).status().unwrap().success());
+    }
+    h.ns.ok(&["ip", "link", "set", "lo", "up"]);
+    for (i, link) in ["eno1", "eno2", "eno1.529", "eno2.425", "eno2.134"]
+        .iter()
+        .enumerate()
+    {
+        let peer = format!("x{i}");
+        h.ns.ok(&[
+            "ip", "link", "add", link, "type", "veth", "peer", "name", &peer,
+        ]);
+    }
+    // The old record, as if the new namespace had the old one's inode number.
+    let record = h.root().join("var/lib/netc/iptables-left.json");
+    let mut left: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&record).unwrap()).unwrap();
+    let inode =
+        std::os::unix::fs::MetadataExt::ino(&fs::metadata(format!("/run/netns/{name}")).unwrap());
+    left["netns"] = inode.into();
+    let recorded = left["generation"].as_u64().unwrap();
+    fs::write(&record, left.to_string()).unwrap();
+    for n in 0..recorded + 3 {
+        let o = h.netc("plan", &[]);
+        for chain in [
+            "IPv4: create chain CLOUDSTACK-SERVICES",
+            "IPv6: create chain",
+        ] {
+            assert!(
+                stdout(&o).contains(chain),
+                "{n} changes into the new namespace: {}",
+                stdout(&o)
+            );
+        }
+        h.ns.ok(&["iptables", "-N", &format!("SOMEONE{n}")]);
+    }
 }

@@ -176,6 +176,63 @@ fn the_lockout_guard_sees_the_whole_path() {
     assert_exit(&o, 0, "applied");
 }
 
+/// Attack: a change that removes nothing on the session's way but adds a subnet holding the
+/// client (a new VLAN's bridge) sends the replies out of that bridge instead: refused, as a
+/// removal is. A server that reports an IPv4 session as IPv4-mapped IPv6 addresses is the
+/// same session, not one the guard cannot place.
+#[test]
+fn the_lockout_guard_sees_a_subnet_that_would_divert_the_replies() {
+    if !ready() {
+        return;
+    }
+    let h = Host::new("divert");
+    h.ns.ok(&[
+        "ip", "link", "add", "eno1.600", "type", "veth", "peer", "name", "x9",
+    ]);
+    h.apply_ok(&[]);
+    let kernel = h.kernel();
+    let br600 = "    bridge br600 vlan 600 on eno1 {\n        address 10.0.0.23\n    }\n";
+    h.edit_topology(&[
+        (
+            "vlan 134 \"",
+            "vlan 600 \"backup\" {\n    prefix 10.0.0.0/8\n}\n\nvlan 134 \"",
+        ),
+        (
+            "        address 198.51.100.23                # illustrative\n    }\n",
+            &format!(
+                "        address 198.51.100.23                # illustrative\n    }}\n{br600}"
+            ),
+        ),
+    ]);
+    // Today the replies to 10.1.2.3 leave by the default route on br134.
+    for session in [
+        "10.1.2.3 50022 198.51.100.23 22",
+        "::ffff:10.1.2.3 50022 ::ffff:198.51.100.23 22",
+    ] {
+        let o = ssh(&h, session, &["plan"]);
+        assert_eq!(o.status.code(), Some(1), "{session}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains(
+                "(10.1.2.3 → 198.51.100.23) depends on the way its replies leave, which this \
+                 change sends another way: + address 10.0.0.23/8 on br600"
+            ),
+            "{session}: {}",
+            stdout(&o)
+        );
+        assert_exit(
+            &ssh(&h, session, &["apply"]),
+            1,
+            "refusing to apply: this SSH session",
+        );
+        assert_eq!(h.kernel(), kernel, "{session}: nothing changed");
+    }
+    // A client outside the new subnet keeps its way: applied.
+    let o = ssh(&h, "203.0.113.7 50022 198.51.100.23 22", &["apply"]);
+    assert_exit(&o, 0, "applied");
+    let way = h.ns.ok(&["ip", "route", "get", "10.1.2.3"]);
+    assert!(way.contains("dev br600"), "{way}");
+}
+
 /// Finding 11: keepalived's config is checked, with its check scripts, when the plan is
 /// made: a missing script is a refusal (plan exit 1), and apply changes nothing.
 #[test]
@@ -412,4 +469,48 @@ fn switching_the_firewall_target_leaves_nothing_of_the_other() {
         1
     );
     assert_eq!(h.netc("plan", &[]).status.code(), Some(0));
+}
+
+/// Attack: an ipset netc's rules stop matching stays in the kernel (by design) — when a
+/// policy shrinks below the threshold and when the target becomes nftables — and apply says
+/// so, naming the command that removes it, instead of leaving it unmentioned.
+#[test]
+fn an_ipset_netc_stops_matching_is_named() {
+    if !ready() || !crate::netns::available("ipset apply", &["ipset", "unshare"]) {
+        return;
+    }
+    let h = Host::new("unused-set");
+    let many: String = (1..=40)
+        .map(|i| format!("    allow 198.18.0.{i}\n"))
+        .collect();
+    let large = fs::read_to_string(h.dir.path().join("topology.csn"))
+        .unwrap()
+        .replacen(
+            "    allow vlan 529\n",
+            &format!("    allow vlan 529\n{many}"),
+            1,
+        );
+    let small = fs::read_to_string(h.dir.path().join("topology.csn")).unwrap();
+    let topology = |text: &str| fs::write(h.dir.path().join("topology.csn"), text).unwrap();
+    let note = "ipset CLOUDSTACK-SERVICES_v4 is no longer matched by netc's rules; it stays in \
+                the kernel until removed by hand (ipset destroy CLOUDSTACK-SERVICES_v4)";
+    topology(&large);
+    assert!(!h.apply_ok(&[]).contains("no longer matched"));
+    topology(&small);
+    let o = h.netc("plan", &[]);
+    assert!(stdout(&o).contains(note), "{}", stdout(&o));
+    assert!(h.apply_ok(&[]).contains(note));
+    topology(&large);
+    h.apply_ok(&[]);
+    fs::write(
+        h.dir.path().join("netc.toml"),
+        "[firewall]\ntarget = \"nftables\"\n",
+    )
+    .unwrap();
+    assert!(h.apply_ok(&[]).contains(note));
+    // Removed by hand, it is not named again.
+    h.ns.ok(&["ipset", "destroy", "CLOUDSTACK-SERVICES_v4"]);
+    topology(&small);
+    fs::remove_file(h.dir.path().join("netc.toml")).unwrap();
+    assert!(!h.apply_ok(&[]).contains("no longer matched"));
 }
