@@ -2,8 +2,9 @@
 //!
 //! Works on pest's concrete tree, so nothing but layout changes: one statement a line,
 //! four spaces an indent, one blank line between blocks (and at most one inside), `, ` in
-//! lists, trailing comments aligned within their block, and the optional empty `{}` of a
-//! bridge or an agent dropped. Values are printed exactly as written.
+//! lists, trailing comments aligned within a run of adjacent lines at one nesting level (a
+//! blank line or a nested block ends the run), and the optional empty `{}` of a bridge or an
+//! agent dropped. Values are printed exactly as written.
 
 use pest::iterators::Pair;
 
@@ -30,19 +31,31 @@ struct Line {
     comment: Option<String>,
     /// A blank line goes before this one.
     gap: bool,
-    /// Trailing comments align within a block: lines of one block share an id.
-    block: usize,
+}
+
+/// Each line's run: adjacent lines at one indent, without a blank line between them.
+/// Trailing comments align within a run.
+fn runs(lines: &[Line]) -> Vec<usize> {
+    let mut run = 0;
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 && (l.gap || l.indent != lines[i - 1].indent) {
+            run += 1;
+        }
+        out.push(run);
+    }
+    out
 }
 
 fn render(lines: &[Line]) -> String {
-    // The column of aligned trailing comments, per block.
+    let run = runs(lines);
+    // The column of aligned trailing comments, per run.
     let mut width = std::collections::HashMap::new();
-    for l in lines
-        .iter()
-        .filter(|l| l.comment.is_some() && !l.code.is_empty())
-    {
-        let w = width.entry(l.block).or_insert(0);
-        *w = (*w).max(l.indent * 4 + l.code.len());
+    for (i, l) in lines.iter().enumerate() {
+        if l.comment.is_some() && !l.code.is_empty() {
+            let w = width.entry(run[i]).or_insert(0);
+            *w = (*w).max(l.indent * 4 + l.code.len());
+        }
     }
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {
@@ -54,7 +67,7 @@ fn render(lines: &[Line]) -> String {
             if l.code.is_empty() {
                 line += c;
             } else {
-                let col = width[&l.block] + 2;
+                let col = width[&run[i]] + 2;
                 line += &" ".repeat(col - line.len());
                 line += c;
             }
@@ -67,8 +80,6 @@ fn render(lines: &[Line]) -> String {
 
 /// Statements (and comments) of a block, or of the file when `top`.
 fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, top: bool) {
-    // Lines of one block align their trailing comments: the block's first line index names it.
-    let block = out.len();
     let mut prev_end: Option<usize> = None;
     for item in pair.into_inner() {
         let rule = item.as_rule();
@@ -88,7 +99,6 @@ fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, t
                     code: String::new(),
                     comment: Some(text),
                     gap: blank,
-                    block,
                 }),
             }
         } else {
@@ -98,10 +108,17 @@ fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, t
             } else {
                 blank
             };
-            statement(src, item.clone(), indent, out, gap, block);
+            statement(src, item.clone(), indent, out, gap);
         }
-        prev_end = Some(item.as_span().end());
+        prev_end = Some(content_end(&item));
     }
+}
+
+/// Where a statement's words and comments end. (Its own span can run on over the blank
+/// lines after it: pest keeps the whitespace it skipped looking for an optional `{`.)
+fn content_end(pair: &Pair<Rule>) -> usize {
+    let inner = pair.clone().into_inner().map(|p| p.as_span().end()).max();
+    inner.unwrap_or(pair.as_span().end())
 }
 
 fn is_block(line: Option<&Line>) -> bool {
@@ -148,14 +165,7 @@ fn is_statement(rule: Rule) -> bool {
     )
 }
 
-fn statement(
-    src: &str,
-    pair: Pair<Rule>,
-    indent: usize,
-    out: &mut Vec<Line>,
-    gap: bool,
-    block: usize,
-) {
+fn statement(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, gap: bool) {
     let rule = pair.as_rule();
     let mut words: Vec<String> = Vec::new();
     let mut has_block = false;
@@ -194,7 +204,6 @@ fn statement(
         code,
         comment,
         gap,
-        block,
     };
     if has_block && children {
         out.push(line(code + " {", trailing, gap));
@@ -212,7 +221,6 @@ fn statement(
             code: String::new(),
             comment: Some(c),
             gap: false,
-            block,
         });
     }
 }
@@ -249,6 +257,17 @@ mod tests {
     fn layout_is_canonical_and_comments_stay() {
         let messy = "# site\nvlan   1 \"m\"{role management # why\nprefix 192.0.2.0/24}\n\n\n\nhost a { nic eth0\n  bridge br1 vlan 1 on eth0 { }\n# own line\n  agent {}\n}\nfirewall F { ports tcp 1,2 ,3\n allow vlan 1 }\n";
         let want = "# site\nvlan 1 \"m\" {\n    role management  # why\n    prefix 192.0.2.0/24\n}\n\nhost a {\n    nic eth0\n    bridge br1 vlan 1 on eth0\n    # own line\n    agent\n}\n\nfirewall F {\n    ports tcp 1, 2, 3\n    allow vlan 1\n}\n";
+        let got = format(messy).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(format(&got).unwrap(), got, "idempotent");
+    }
+
+    /// Comments align within adjacent lines at one level: not past a nested block or a
+    /// blank line, and not with a longer line of another level.
+    #[test]
+    fn trailing_comments_align_within_a_run_of_lines() {
+        let messy = "host a {\n nic e1 # x\n nic eth22 # y\n bridge b vlan 1 on e1 { # z\n address 192.0.2.1 # w\n }\n bridge b2 vlan 2 on e1 # v\n\n nic e3 # u\n}\n";
+        let want = "host a {\n    nic e1     # x\n    nic eth22  # y\n    bridge b vlan 1 on e1 {\n        # z\n        address 192.0.2.1  # w\n    }\n    bridge b2 vlan 2 on e1  # v\n\n    nic e3  # u\n}\n";
         let got = format(messy).unwrap();
         assert_eq!(got, want);
         assert_eq!(format(&got).unwrap(), got, "idempotent");
