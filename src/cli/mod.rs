@@ -22,6 +22,8 @@ Examples:
   netc build topology/csc.csn            render out/<host>/etc/... for every host
   netc build topology/csc.csn -o /tmp/o  render somewhere else
   netc build topology/csc.csn --check    exit 1 if the committed out/ is stale (for CI)
+  netc build topology/csc.csn --check --format github
+                                         the same in a GitHub workflow: errors annotate the PR
   netc query topology/csc.csn --host biloba --from 198.51.100.7 --port 16509
                                          would the firewall let it in, and which line decides
 
@@ -41,6 +43,8 @@ pub enum Command {
     Check {
         /// The topology file (.csn).
         file: PathBuf,
+        #[command(flatten)]
+        diagnostics: DiagArgs,
     },
     /// Check a topology and render every host's files into the output directory.
     ///
@@ -54,6 +58,8 @@ pub enum Command {
         /// Write nothing; exit 1 and list the files that differ if the output is stale.
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        diagnostics: DiagArgs,
     },
     /// What changes between two topologies, per host: links, addresses, routes, VIPs, agent
     /// keys, and firewall access gained and lost (computed on the policy, not the text).
@@ -173,6 +179,37 @@ pub enum Command {
     },
 }
 
+/// How `check` and `build` show diagnostics.
+#[derive(clap::Args)]
+pub struct DiagArgs {
+    /// text: miette's report on stderr; json: one JSON document on stdout (code, severity,
+    /// file, line, column, end, message, labels, help); github: GitHub Actions annotations
+    /// on stdout, shown on the pull request's lines.
+    #[arg(long, value_enum, default_value = "text")]
+    format: DiagFormat,
+    /// Show the first N errors and the first N warnings in full, then one line counting the
+    /// rest per code; 0 shows all. Default: 20 (json: all).
+    #[arg(long, value_name = "N")]
+    max_errors: Option<usize>,
+}
+
+impl DiagArgs {
+    fn shown(&self) -> load::Shown {
+        load::Shown {
+            format: self.format,
+            max_errors: self.max_errors,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiagFormat {
+    #[default]
+    Text,
+    Json,
+    Github,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum PlanFormat {
     Text,
@@ -220,12 +257,13 @@ impl Command {
 
 pub fn run(command: Command) -> CliResult {
     match command {
-        Command::Check { file } => build::check(&file),
+        Command::Check { file, diagnostics } => build::check(&file, diagnostics.shown()),
         Command::Build {
             file,
             output,
             check,
-        } => build::build(&file, &output, check),
+            diagnostics,
+        } => build::build(&file, &output, check, diagnostics.shown()),
         Command::Graph { file, format } => review::graph(&file, format),
         Command::Fmt { files, check } => review::fmt(&files, check),
         Command::Diff { files, git, format } => review::diff(&files, git.as_deref(), format),

@@ -11,6 +11,7 @@ mod hostile;
 mod netns;
 mod plan;
 mod render;
+mod reporting;
 mod scale;
 mod support;
 mod tools;
