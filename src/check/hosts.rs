@@ -49,12 +49,10 @@ impl Checker<'_> {
 
     pub(super) fn host(&mut self, h: &ast::Host) -> HostCx {
         let before = self.error_count();
-        // Every interface of the host (NICs, bridges, VLAN subinterfaces) shares one namespace.
-        let mut names: HashMap<String, Span> = HashMap::new();
-        let mut nics: Vec<String> = Vec::new();
+        let mut scope = HostScope::default();
         for nic in &h.nics {
-            if self.own_interface_name(&nic.value, nic.span, &mut names) {
-                nics.push(nic.value.clone());
+            if self.own_interface_name(&nic.value, nic.span, &mut scope.names) {
+                scope.nics.push(nic.value.clone());
             }
         }
         let mut cx = HostCx {
@@ -62,69 +60,81 @@ impl Checker<'_> {
                 name: h.name.value.clone(),
                 management_server: !h.management_server.is_empty(),
                 agent: None,
-                nics: nics.clone(),
+                nics: scope.nics.clone(),
                 bridges: Vec::new(),
             },
             name_span: h.name.span,
             incomplete: false,
             bridge_spans: HashMap::new(),
         };
-        let mut gateways: BTreeMap<Family, Span> = BTreeMap::new();
-        let mut vlans_used: HashMap<u16, Span> = HashMap::new();
         for b in &h.bridges {
-            self.own_interface_name(&b.name.value, b.name.span, &mut names);
-            let vlan = self.vlan_ref(&b.vlan).cloned();
-            let nic_ok = nics.contains(&b.nic.value);
-            if !nic_ok {
-                let mut d = Diag::new(
-                    Code::UnknownNic,
-                    format!("host `{}` has no NIC `{}`", h.name.value, b.nic.value),
-                )
-                .label(b.nic.span, "not a `nic` of this host");
-                d = d.help(
-                    match did_you_mean(&b.nic.value, nics.iter().map(String::as_str)) {
-                        Some(m) => m,
-                        None => format!("declare it with `nic {}` in the host block", b.nic.value),
-                    },
-                );
-                self.emit(d);
-            }
-            let Some(vlan) = vlan else { continue };
-            if let Some(first) = vlans_used.insert(vlan.id, b.vlan.span) {
-                let d = Diag::new(
-                    Code::DuplicateBridgeVlan,
-                    format!(
-                        "host `{}` has two bridges on VLAN {}",
-                        h.name.value, vlan.id
-                    ),
-                )
-                .label(b.vlan.span, "second bridge on this VLAN")
-                .label(first, "first bridge on this VLAN")
-                .help("a host has one bridge per VLAN");
-                self.emit(d);
-            }
-            if nic_ok {
-                let port = format!("{}.{}", b.nic.value, vlan.id);
-                let span = Span::new(
-                    b.vlan.span.start.min(b.nic.span.start),
-                    b.nic.span.end.max(b.vlan.span.end),
-                );
-                self.interface_name(&port, span, &mut names);
-            }
-            let addresses = self.bridge_addresses(&h.name.value, b, &vlan, &mut gateways);
-            // Kept even with a bad name or NIC (already reported, so no model comes out): later
-            // checks then see the bridge and report no follow-on errors.
-            cx.bridge_spans
-                .insert(b.name.value.clone(), (b.name.span, b.vlan.span));
-            cx.model.bridges.push(Bridge {
-                name: b.name.value.clone(),
-                vlan: vlan.id,
-                nic: b.nic.value.clone(),
-                addresses,
-            });
+            self.bridge(h, b, &mut cx, &mut scope);
         }
-        cx.incomplete = self.error_count() > before;
+        cx.incomplete = self.error_count() > before || scope.on_incomplete_vlan;
         cx
+    }
+
+    /// One bridge of a host. The bridge is recorded even with an error (then no model comes
+    /// out): later checks see it and report no follow-on errors about it.
+    fn bridge(&mut self, h: &ast::Host, b: &ast::Bridge, cx: &mut HostCx, scope: &mut HostScope) {
+        let spans = (b.name.span, b.vlan.span);
+        if cx.bridge_spans.contains_key(&b.name.value) {
+            // The same bridge written twice: one error; the copy is not checked further.
+            self.interface_name(&b.name.value, b.name.span, &mut scope.names);
+            return;
+        }
+        self.own_interface_name(&b.name.value, b.name.span, &mut scope.names);
+        cx.bridge_spans.insert(b.name.value.clone(), spans);
+        let vlan = self.vlan_ref(&b.vlan).cloned();
+        let nic_ok = scope.nics.contains(&b.nic.value);
+        if !nic_ok {
+            let mut d = Diag::new(
+                Code::UnknownNic,
+                format!("host `{}` has no NIC `{}`", h.name.value, b.nic.value),
+            )
+            .label(b.nic.span, "not a `nic` of this host");
+            d = d.help(
+                match did_you_mean(&b.nic.value, scope.nics.iter().map(String::as_str)) {
+                    Some(m) => m,
+                    None => format!("declare it with `nic {}` in the host block", b.nic.value),
+                },
+            );
+            self.emit(d);
+        }
+        let Some(vlan) = vlan else { return };
+        if let Some(&first) = scope.vlans_used.get(&vlan.id) {
+            let d = Diag::new(
+                Code::DuplicateBridgeVlan,
+                format!(
+                    "host `{}` has two bridges on VLAN {}",
+                    h.name.value, vlan.id
+                ),
+            )
+            .label(b.vlan.span, "second bridge on this VLAN")
+            .label(first, "first bridge on this VLAN")
+            .help("a host has one bridge per VLAN");
+            self.emit(d);
+            // Its port `<nic>.<vlan>` and its addresses would be checked against the wrong
+            // VLAN: errors about them would repeat this one.
+            return;
+        }
+        scope.vlans_used.insert(vlan.id, b.vlan.span);
+        scope.on_incomplete_vlan |= self.incomplete_vlans.contains(&vlan.id);
+        if nic_ok {
+            let port = format!("{}.{}", b.nic.value, vlan.id);
+            let span = Span::new(
+                b.vlan.span.start.min(b.nic.span.start),
+                b.nic.span.end.max(b.vlan.span.end),
+            );
+            self.interface_name(&port, span, &mut scope.names);
+        }
+        let addresses = self.bridge_addresses(&h.name.value, b, &vlan, &mut scope.gateways);
+        cx.model.bridges.push(Bridge {
+            name: b.name.value.clone(),
+            vlan: vlan.id,
+            nic: b.nic.value.clone(),
+            addresses,
+        });
     }
 
     /// Checks a NIC or bridge name as written and records it; false if it is unusable.
@@ -292,6 +302,22 @@ impl Checker<'_> {
         }
         Some(addr)
     }
+}
+
+/// What the interfaces of one host share while they are checked.
+#[derive(Default)]
+pub(super) struct HostScope {
+    /// Every interface of the host (NICs, bridges, VLAN subinterfaces): one namespace.
+    names: HashMap<String, Span>,
+    /// The NICs with a usable name.
+    nics: Vec<String>,
+    /// The address that gives the host its default route, per family.
+    gateways: BTreeMap<Family, Span>,
+    /// The VLANs that have a bridge, with the span of the first bridge's VLAN.
+    vlans_used: HashMap<u16, Span>,
+    /// A bridge is on a VLAN whose prefix was rejected: its addresses could not be checked,
+    /// so checks of what the host lacks would only repeat that error.
+    on_incomplete_vlan: bool,
 }
 
 #[derive(Clone, Copy)]

@@ -2,7 +2,14 @@
 //!
 //! The checker never stops at the first mistake: each section resolves what it can, records a
 //! diagnostic for what it cannot and carries on with the rest. A model is returned only when no
-//! error was found; warnings travel with it. One file per part of the language, in the order
+//! error was found; warnings travel with it.
+//!
+//! One mistake, one error: a diagnostic whose cause is an earlier one on the same object is
+//! not reported. An object with an error is marked — a VLAN whose id or prefix was rejected
+//! (`broken_vlans`, `incomplete_vlans`), a host with an error or a bridge on such a VLAN
+//! (`HostCx::incomplete`), a bridge that repeats another's VLAN or name (skipped), a VIP
+//! address that was rejected (its family is not required of the members) — and checks that
+//! depend on it skip it instead of reporting what the first error already explains. One file per part of the language, in the order
 //! they are checked: [`vlans`], [`hosts`], [`agents`], [`vips`], [`firewall`]; [`values`] reads
 //! literals and [`cover`] finds allowed sources that add nothing.
 
@@ -34,6 +41,7 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
     let mut cx = Checker {
         source,
         diags: Vec::new(),
+        errors: 0,
         vlans: BTreeMap::new(),
         host_addrs: HashMap::new(),
         broken_vlans: HashSet::new(),
@@ -73,6 +81,8 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
 struct Checker<'a> {
     source: &'a Source,
     diags: Vec<Diag>,
+    /// The errors among `diags` (counted as they come: asked after every host and VLAN).
+    errors: usize,
     /// Valid VLANs by id, with the span of their id.
     vlans: BTreeMap<u16, (Vlan, Span)>,
     /// Every host address, for duplicate and VIP-collision checks.
@@ -105,11 +115,12 @@ struct Defaults {
 
 impl Checker<'_> {
     fn emit(&mut self, diag: Diag) {
+        self.errors += usize::from(diag.is_error());
         self.diags.push(diag);
     }
 
     fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.is_error()).count()
+        self.errors
     }
 
     /// Records the error, if any, and returns the value.
