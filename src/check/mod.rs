@@ -55,9 +55,9 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
     let policies = cx.policies(&file.firewalls, &hosts);
     if file.hosts.is_empty() {
         // An empty topology would build an empty tree and wipe out/: never what was meant.
-        let end = source.text.len();
+        let end = crate::source::end_of_code(&source.text);
         let d = Diag::new(Code::NoHosts, "the topology declares no hosts")
-            .label(Span::new(end, end), "end of file")
+            .label(Span::new(end, end), "no `host` block in this file")
             .help("declare at least one `host NAME { ... }`; is this the right file?");
         cx.emit(d);
     }

@@ -186,3 +186,47 @@ fn the_edited_line_is_shown_first() {
     // Only the lines around each label: not the 30 between them.
     assert!(!text.contains(" 75 │"), "{text}");
 }
+
+/// A missing `}` names the block that was never closed and the line it opened on.
+#[test]
+fn a_missing_brace_names_the_unclosed_block() {
+    let c = compile(&fixture("mistakes/unclosed-host.csn"));
+    let [d] = &c.diags[..] else {
+        panic!("{}", render_diags(&c))
+    };
+    assert_eq!(d.code, Code::Syntax);
+    let opened = c
+        .source
+        .text
+        .lines()
+        .position(|l| l == "host biloba {")
+        .unwrap()
+        + 1;
+    assert_eq!(
+        d.message,
+        format!(
+            "`host biloba` (opened on line {opened}) is not closed: expected `}}`, found `host`"
+        )
+    );
+    let next = c
+        .source
+        .text
+        .lines()
+        .position(|l| l == "host ginkgo {")
+        .unwrap()
+        + 1;
+    assert_eq!(c.source.line_col(d.span().start), (next, 1));
+    assert_eq!(c.source.line_col(d.labels[1].0.start), (opened, 1));
+    // At the end of the file: the snippet shows the last line of code, not an empty one.
+    let c = compile(&fixture("mistakes/unclosed-block.csn"));
+    let text = netc::report::plain_text(&c.source, &c.diags[0], 100);
+    assert!(
+        c.diags[0]
+            .message
+            .starts_with("`firewall CLOUDSTACK-SERVICES` (opened on line 98)")
+    );
+    assert!(
+        text.contains(" 100 │     allow vlan 529\n     ·                   ▲"),
+        "{text}"
+    );
+}
