@@ -51,14 +51,17 @@ pub fn settings_as(file: &Path, shown: Shown) -> Result<Settings, CliError> {
     }
 }
 
-/// The named host of a compiled topology, or a did-you-mean.
+/// The named host of a compiled topology, or a did-you-mean (the hosts, if none is close).
 pub fn find_host<'a>(compiled: &'a Compiled, name: &str) -> Result<&'a Host, CliError> {
     let topology = compiled.topology.as_ref().expect("model() checked");
     topology.host(name).ok_or_else(|| {
-        let names = topology.hosts.iter().map(|h| h.name.as_str());
-        let hint = netc::diag::did_you_mean(name, names).unwrap_or_default();
+        let names: Vec<&str> = topology.hosts.iter().map(|h| h.name.as_str()).collect();
+        let hint = netc::diag::did_you_mean(name, names.iter().copied()).unwrap_or_else(|| {
+            let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            format!("its hosts: {}", list.join(", "))
+        });
         CliError::user(format!(
-            "there is no host `{name}` in {} {hint}",
+            "there is no host `{name}` in {}; {hint}",
             compiled.source.name
         ))
     })

@@ -28,7 +28,8 @@ Examples:
                                          would the firewall let it in, and which line decides
 
 Exit status: 0 ok, 1 a mistake in the topology or the command line (or stale output with
---check), 2 an I/O or internal error (for diff and plan: 2 changes, 1 any error).";
+--check), 2 an I/O or internal error (for diff and plan: 2 changes, 1 any error; for query:
+0 accept, 3 reject).";
 
 #[derive(Parser)]
 #[command(name = "netc", version, about = "Compile a CloudStack site's network topology into each host's config files", after_help = EXAMPLES)]
@@ -161,6 +162,9 @@ pub enum Command {
     /// Print the man page (roff), generated from these very definitions.
     Man,
     /// What netc's firewall does with one packet on one host, and which line decides it.
+    ///
+    /// Exit status: 0 accept, 3 reject, 1 a mistake (in the topology or the command line),
+    /// 2 an I/O error.
     Query {
         /// The topology file (.csn).
         file: PathBuf,
@@ -170,8 +174,8 @@ pub enum Command {
         /// The packet's source address.
         #[arg(long)]
         from: std::net::IpAddr,
-        /// The destination port.
-        #[arg(long)]
+        /// The destination port (1–65535, as in the topology language).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         port: u16,
         /// The protocol.
         #[arg(long, value_enum, default_value = "tcp")]
