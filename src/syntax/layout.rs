@@ -81,15 +81,27 @@ fn render(lines: &[Line]) -> String {
 /// Statements (and comments) of a block, or of the file when `top`.
 fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, top: bool) {
     let mut prev_end: Option<usize> = None;
+    // Where the block's `{` ends: the file has none; a statement's header comes before it
+    // (its comments are the statement's own, see `statement`).
+    let mut open_end: Option<usize> = None;
     for item in pair.into_inner() {
         let rule = item.as_rule();
-        if matches!(rule, Rule::EOI | Rule::open | Rule::close) || is_header_token(rule) {
+        if rule == Rule::open {
+            open_end = Some(item.as_span().end());
+        }
+        let in_header = !top && open_end.is_none();
+        if matches!(rule, Rule::EOI | Rule::open | Rule::close)
+            || is_header_token(rule)
+            || in_header
+        {
             continue;
         }
         let start = item.as_span().start();
-        let between = prev_end.map(|e| &src[e..start]).unwrap_or("");
-        let same_line = prev_end.is_some() && !between.contains('\n');
-        let blank = between.matches('\n').count() >= 2;
+        // A comment on the line of the `{` stays there: it is the header line's.
+        let after = prev_end.or(open_end);
+        let between = after.map(|e| &src[e..start]).unwrap_or("");
+        let same_line = after.is_some() && !between.contains('\n');
+        let blank = prev_end.is_some() && between.matches('\n').count() >= 2;
         if rule == Rule::COMMENT {
             let text = item.as_str().trim_end().to_string();
             match out.last_mut() {
@@ -207,15 +219,22 @@ fn statement(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, ga
     };
     if has_block && children {
         out.push(line(code + " {", trailing, gap));
+        // Comments among the header's words open the block's body.
+        comment_lines(out, indent + 1, after);
         block_body(src, pair, indent + 1, out, false);
         out.push(line("}".into(), None, false));
-    } else if has_block && !optional {
-        out.push(line(code + " {}", trailing, gap));
         return;
-    } else {
-        out.push(line(code, trailing, gap));
     }
-    for c in after {
+    let code = match has_block && !optional {
+        true => code + " {}",
+        false => code,
+    };
+    out.push(line(code, trailing, gap));
+    comment_lines(out, indent, after);
+}
+
+fn comment_lines(out: &mut Vec<Line>, indent: usize, comments: Vec<String>) {
+    for c in comments {
         out.push(Line {
             indent,
             code: String::new(),
@@ -262,12 +281,23 @@ mod tests {
         assert_eq!(format(&got).unwrap(), got, "idempotent");
     }
 
+    /// Comments in a block's header stay once: on the header line, or opening the body
+    /// (they were written twice, and one after an empty `{}` was lost).
+    #[test]
+    fn header_comments_are_kept_once() {
+        let messy = "vlan 1 \"x\" # c\n{ role management }\nhost a # d\n# e\n{ # f\nnic e0 }\nvlan 2 \"y\" # g\n# h\n{}\n";
+        let want = "vlan 1 \"x\" {  # c\n    role management\n}\n\nhost a {  # d\n    # e\n    # f\n    nic e0\n}\n\nvlan 2 \"y\" {}  # g\n# h\n";
+        let got = format(messy).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(format(&got).unwrap(), got, "idempotent");
+    }
+
     /// Comments align within adjacent lines at one level: not past a nested block or a
     /// blank line, and not with a longer line of another level.
     #[test]
     fn trailing_comments_align_within_a_run_of_lines() {
         let messy = "host a {\n nic e1 # x\n nic eth22 # y\n bridge b vlan 1 on e1 { # z\n address 192.0.2.1 # w\n }\n bridge b2 vlan 2 on e1 # v\n\n nic e3 # u\n}\n";
-        let want = "host a {\n    nic e1     # x\n    nic eth22  # y\n    bridge b vlan 1 on e1 {\n        # z\n        address 192.0.2.1  # w\n    }\n    bridge b2 vlan 2 on e1  # v\n\n    nic e3  # u\n}\n";
+        let want = "host a {\n    nic e1                   # x\n    nic eth22                # y\n    bridge b vlan 1 on e1 {  # z\n        address 192.0.2.1  # w\n    }\n    bridge b2 vlan 2 on e1  # v\n\n    nic e3  # u\n}\n";
         let got = format(messy).unwrap();
         assert_eq!(got, want);
         assert_eq!(format(&got).unwrap(), got, "idempotent");
