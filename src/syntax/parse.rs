@@ -392,6 +392,8 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
     let found_text = match found {
         "" => "end of file".to_string(),
         f if f.chars().all(char::is_control) => format!("{:?}", f),
+        // A message stays a line, whatever the input (10 MB of one letter is one "word").
+        f if f.chars().count() > 40 => format!("`{}…`", f.chars().take(40).collect::<String>()),
         f => format!("`{f}`"),
     };
     if let Some(block) = unclosed_block(text, offset, found, &expected) {
@@ -581,6 +583,10 @@ mod tests {
         assert!(err.message.starts_with("`firewall F` (opened on line 1)"));
         let err = parse("vlan 1 \"x\" { rol management }").unwrap_err();
         assert_eq!(err.help.as_deref(), Some("did you mean `role`?"));
+        let long = "x".repeat(1000);
+        let err = parse(&long).unwrap_err();
+        assert_eq!(err.span(), Span::new(0, 1000));
+        assert!(err.message.ends_with(&format!("found `{}…`", &long[..40])));
         let err = parse("vlan 1 \"x\"\n\n").unwrap_err();
         assert_eq!(
             (err.span(), err.message.as_str()),
