@@ -9,7 +9,7 @@ use crate::support::*;
 
 fn every_fixture() -> Vec<std::path::PathBuf> {
     let mut all = vec![root().join("topology/csc.csn")];
-    for dir in ["ok", "err", "mistakes"] {
+    for dir in ["ok", "err", "mistakes", "fmt"] {
         all.extend(fixtures(dir));
     }
     all
