@@ -10,6 +10,7 @@ mod fmt;
 mod hostile;
 mod netns;
 mod plan;
+mod property;
 mod render;
 mod reporting;
 mod scale;
