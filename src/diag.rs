@@ -172,11 +172,15 @@ pub fn did_you_mean<'a>(
 /// The candidate closest to `word` by edit distance (transpositions count once), if it is
 /// close enough to be a plausible typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let len = word.chars().count();
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        // The distance is at least the difference in length: most candidates end here,
+        // cheaply, so many unknown names against many known ones stay fast.
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
+        .map(|c| (strsim::osa_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)
