@@ -72,7 +72,9 @@ fn render(lines: &[Line]) -> String {
                 line += c;
             }
         }
-        out += line.trim_end();
+        // Only the padding fmt added: a value may end in other whitespace (a vertical tab is
+        // part of a literal), and dropping it would change what the file says.
+        out += line.trim_end_matches(' ');
         out.push('\n');
     }
     out.trim_end_matches('\n').to_string()
