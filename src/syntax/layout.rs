@@ -189,8 +189,10 @@ fn statement(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, ga
     let mut after: Vec<String> = Vec::new();
     let mut last_end = pair.as_span().start();
     if rule == Rule::allow_prefix {
-        // One token: `allow`, blanks, the prefix.
-        words.extend(pair.as_str().split_whitespace().map(String::from));
+        // One token: `allow`, blanks (spaces and tabs only: other whitespace, a vertical
+        // tab say, is part of the prefix), the prefix.
+        let prefix = pair.as_str()["allow".len()..].trim_start_matches([' ', '\t']);
+        words.extend(["allow".to_string(), prefix.to_string()]);
     }
     for p in pair.clone().into_inner() {
         let on_line = !src[last_end..p.as_span().start()].contains('\n');

@@ -240,7 +240,8 @@ fn parse_firewall(pair: Pair<Rule>) -> Firewall {
 
 /// The prefix of an `allow_prefix` token: the word after `allow` and its blanks.
 fn allow_prefix(pair: &Pair<Rule>) -> Text {
-    let prefix = pair.as_str()["allow".len()..].trim_start();
+    // The grammar's blanks: spaces and tabs (a vertical tab would be part of the prefix).
+    let prefix = pair.as_str()["allow".len()..].trim_start_matches([' ', '\t']);
     let end = pair.as_span().end();
     Spanned::new(prefix.to_string(), Span::new(end - prefix.len(), end))
 }
