@@ -22,6 +22,11 @@ pub const DEFAULT_LIMIT: usize = 20;
 /// label's is shown in a snippet of its own, after the primary one.
 const CONTEXT_LINES: usize = 1;
 
+/// How far into its line (in bytes) a label may start and still be shown in a snippet:
+/// miette's padding must stay under 65,536 columns, and a character is at most 4 columns
+/// (a tab).
+const MAX_SNIPPET_COLUMN: usize = 16_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// miette's graphical report; colours only when `color`.
@@ -184,9 +189,14 @@ pub fn plain_text(source: &Source, d: &Diag, width: usize) -> String {
 }
 
 /// One diagnostic as miette renders it, with the snippet of the primary label (what the
-/// user wrote last, where the mistake is) first and labels far from it in snippets after.
+/// user wrote last, where the mistake is) first, labels far from it in snippets after, and
+/// the help line last.
 fn text(handler: &GraphicalReportHandler, source: &Source, d: &Diag) -> String {
-    let groups = snippet_groups(source, &d.labels);
+    // Labels far into a long line are named by position instead of shown: miette pads to
+    // them with a format width, which panics past 65,535 columns.
+    let (near, far): (Vec<usize>, Vec<usize>) = (0..d.labels.len())
+        .partition(|&i| source.column_bytes(d.labels[i].0.start) <= MAX_SNIPPET_COLUMN);
+    let mut groups = snippet_groups(source, &d.labels, &near).into_iter();
     let view = |labels: Vec<usize>, header: bool, help: bool| View {
         source,
         diag: d,
@@ -194,33 +204,49 @@ fn text(handler: &GraphicalReportHandler, source: &Source, d: &Diag) -> String {
         labels,
         help,
     };
+    let mut parts = vec![view(groups.next().unwrap_or_default(), true, false)];
+    parts.extend(groups.map(|g| view(g, false, false)));
     let mut out = String::new();
-    let last = groups.len() - 1;
-    for (i, labels) in groups.into_iter().enumerate() {
-        let mut part = String::new();
-        let rendered = handler.render_report(&mut part, &view(labels, i == 0, i == last));
-        if rendered.is_err() {
+    for (i, part) in parts.iter().enumerate() {
+        let mut rendered = String::new();
+        if handler.render_report(&mut rendered, part).is_err() {
             return format!("{}: {}\n", d.code, d.message);
         }
-        if i > 0 {
-            // A snippet-only part: drop the (empty) message line above its snippet.
-            part = part
-                .split_once('\n')
-                .map_or(part.clone(), |(_, s)| s.to_string());
+        out += if i == 0 {
+            &rendered
+        } else {
+            after_message(&rendered)
+        };
+    }
+    for i in far {
+        let (span, label) = &d.labels[i];
+        let (line, column) = source.line_col(span.start);
+        out += &format!("    at {}:{line}:{column}: {label}\n", source.name);
+    }
+    if d.help.is_some() {
+        let mut rendered = String::new();
+        if handler
+            .render_report(&mut rendered, &view(Vec::new(), false, true))
+            .is_ok()
+        {
+            out += after_message(&rendered);
         }
-        out += &part;
     }
     out
 }
 
-/// Label indexes grouped by snippet (labels whose context lines meet share one), the
-/// primary label's group first and the rest in source order.
-fn snippet_groups(source: &Source, labels: &[(Span, String)]) -> Vec<Vec<usize>> {
-    let mut order: Vec<(usize, usize, usize)> = labels
+/// A part rendered without its header: what follows its (empty) message line.
+fn after_message(rendered: &str) -> &str {
+    rendered.split_once('\n').map_or("", |(_, rest)| rest)
+}
+
+/// Label indexes (of `shown`) grouped by snippet (labels whose context lines meet share
+/// one), the primary label's group first and the rest in source order.
+fn snippet_groups(source: &Source, labels: &[(Span, String)], shown: &[usize]) -> Vec<Vec<usize>> {
+    let mut order: Vec<(usize, usize, usize)> = shown
         .iter()
-        .enumerate()
-        .map(|(i, (span, _))| {
-            let (first, last) = source.lines(*span);
+        .map(|&i| {
+            let (first, last) = source.lines(labels[i].0);
             (first.saturating_sub(CONTEXT_LINES), last + CONTEXT_LINES, i)
         })
         .collect();
@@ -239,9 +265,6 @@ fn snippet_groups(source: &Source, labels: &[(Span, String)]) -> Vec<Vec<usize>>
     if let Some(p) = groups.iter().position(|g| g.contains(&0)) {
         let primary = groups.remove(p);
         groups.insert(0, primary);
-    }
-    if groups.is_empty() {
-        groups.push(Vec::new());
     }
     groups
 }
@@ -485,6 +508,23 @@ mod tests {
             "::error file=a%2Cb%3Ac%25.csn,line=2,col=1,endLine=2,endColumn=2,\
              title=netc%3A%3Abad-name::50%25 bad%0Areally%0Ahelp: fix, it"
         );
+    }
+
+    /// miette pads to a label with a format width, which panics past 65,535 columns: a label
+    /// that far into a line is named by its position instead.
+    #[test]
+    fn labels_far_into_a_long_line_are_named_not_drawn() {
+        let text = format!("{}bad\nnext\n", "x ".repeat(40_000));
+        let source = Source::new("t.csn", text.as_str());
+        let d = Diag::new(Code::BadName, "bad name")
+            .label(Span::new(80_000, 80_003), "here")
+            .label(Span::new(0, 1), "start")
+            .help("rename it");
+        let out = plain_text(&source, &d, 80);
+        assert!(out.contains("    at t.csn:1:80001: here\n"), "{out}");
+        assert!(out.contains("╰── start"), "{out}");
+        assert!(out.trim_end().ends_with("help: rename it"), "{out}");
+        assert_eq!(out.matches("bad name").count(), 1, "{out}");
     }
 
     #[test]

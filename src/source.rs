@@ -68,6 +68,12 @@ impl Source {
         (line + 1, col)
     }
 
+    /// How many bytes into its line an offset is.
+    pub fn column_bytes(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        offset - self.line_starts[self.line_index(offset)]
+    }
+
     /// The 0-based line an offset is on.
     fn line_index(&self, offset: usize) -> usize {
         self.line_starts.partition_point(|&s| s <= offset) - 1
