@@ -22,10 +22,10 @@ pub const DEFAULT_LIMIT: usize = 20;
 /// label's is shown in a snippet of its own, after the primary one.
 const CONTEXT_LINES: usize = 1;
 
-/// How far into its line (in bytes) a label may start and still be shown in a snippet:
-/// miette's padding must stay under 65,536 columns, and a character is at most 4 columns
-/// (a tab).
-const MAX_SNIPPET_COLUMN: usize = 16_000;
+/// The longest line (in bytes) a snippet shows: miette pads to a label with a format width,
+/// which must stay under 65,536 columns (a character is at most 4: a tab), and a line of a
+/// hundred kilobytes helps nobody read a mistake.
+const MAX_SNIPPET_LINE: usize = 16_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -192,10 +192,9 @@ pub fn plain_text(source: &Source, d: &Diag, width: usize) -> String {
 /// user wrote last, where the mistake is) first, labels far from it in snippets after, and
 /// the help line last.
 fn text(handler: &GraphicalReportHandler, source: &Source, d: &Diag) -> String {
-    // Labels far into a long line are named by position instead of shown: miette pads to
-    // them with a format width, which panics past 65,535 columns.
-    let (near, far): (Vec<usize>, Vec<usize>) = (0..d.labels.len())
-        .partition(|&i| source.column_bytes(d.labels[i].0.start) <= MAX_SNIPPET_COLUMN);
+    // Labels on (or next to) a very long line are named by their position instead.
+    let (near, far): (Vec<usize>, Vec<usize>) =
+        (0..d.labels.len()).partition(|&i| drawable(source, d.labels[i].0));
     let mut groups = snippet_groups(source, &d.labels, &near).into_iter();
     let view = |labels: Vec<usize>, header: bool, help: bool| View {
         source,
@@ -233,6 +232,16 @@ fn text(handler: &GraphicalReportHandler, source: &Source, d: &Diag) -> String {
         }
     }
     out
+}
+
+/// Whether a label's snippet — its lines and their context — has only lines miette can
+/// show (see [`MAX_SNIPPET_LINE`]).
+fn drawable(source: &Source, span: Span) -> bool {
+    let (first, last) = source.lines(span);
+    let lines = first.saturating_sub(CONTEXT_LINES)..=last + CONTEXT_LINES;
+    lines
+        .into_iter()
+        .all(|l| source.line_len(l) <= MAX_SNIPPET_LINE)
 }
 
 /// A part rendered without its header: what follows its (empty) message line.
@@ -511,18 +520,21 @@ mod tests {
     }
 
     /// miette pads to a label with a format width, which panics past 65,535 columns: a label
-    /// that far into a line is named by its position instead.
+    /// on (or beside) a very long line is named by its position instead.
     #[test]
-    fn labels_far_into_a_long_line_are_named_not_drawn() {
-        let text = format!("{}bad\nnext\n", "x ".repeat(40_000));
+    fn labels_on_very_long_lines_are_named_not_drawn() {
+        let text = format!("{}bad\nnext\n\nlast\n", "x ".repeat(40_000));
         let source = Source::new("t.csn", text.as_str());
         let d = Diag::new(Code::BadName, "bad name")
             .label(Span::new(80_000, 80_003), "here")
-            .label(Span::new(0, 1), "start")
+            .label(Span::new(80_004, 80_005), "beside it")
+            .label(Span::new(80_010, 80_014), "far from it")
             .help("rename it");
         let out = plain_text(&source, &d, 80);
         assert!(out.contains("    at t.csn:1:80001: here\n"), "{out}");
-        assert!(out.contains("╰── start"), "{out}");
+        assert!(out.contains("    at t.csn:2:1: beside it\n"), "{out}");
+        assert!(out.contains("╰── far from it"), "{out}");
+        assert!(!out.contains("x x"), "the long line is not shown:\n{out}");
         assert!(out.trim_end().ends_with("help: rename it"), "{out}");
         assert_eq!(out.matches("bad name").count(), 1, "{out}");
     }

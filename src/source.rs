@@ -68,10 +68,12 @@ impl Source {
         (line + 1, col)
     }
 
-    /// How many bytes into its line an offset is.
-    pub fn column_bytes(&self, offset: usize) -> usize {
-        let offset = offset.min(self.text.len());
-        offset - self.line_starts[self.line_index(offset)]
+    /// The length in bytes of a 0-based line, its newline included (0 past the last line).
+    pub fn line_len(&self, line: usize) -> usize {
+        match self.line_starts.get(line) {
+            Some(&start) => self.line_end(line) - start,
+            None => 0,
+        }
     }
 
     /// The 0-based line an offset is on.
