@@ -385,10 +385,18 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
     } else {
         Span::new(offset, offset + found.len())
     };
-    let expected: Vec<Rule> = match &err.variant {
+    let mut expected: Vec<Rule> = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    // At the very start pest names the whole `file`: it means a block's keyword.
+    if let Some(i) = expected.iter().position(|r| *r == Rule::file) {
+        let blocks = [Rule::kw_vlan, Rule::kw_host, Rule::kw_vip];
+        let blocks = blocks
+            .into_iter()
+            .chain([Rule::kw_firewall, Rule::kw_agent]);
+        expected.splice(i..=i, blocks);
+    }
     let list = expected_list(&expected);
     let found_text = match found {
         "" => "end of file".to_string(),
@@ -584,6 +592,12 @@ mod tests {
         assert!(err.message.starts_with("`firewall F` (opened on line 1)"));
         let err = parse("vlan 1 \"x\" { rol management }").unwrap_err();
         assert_eq!(err.help.as_deref(), Some("did you mean `role`?"));
+        let err = parse("hots a {}").unwrap_err();
+        assert_eq!(
+            err.message,
+            "expected `agent`, `firewall`, `host`, `vip` or `vlan`, found `hots`"
+        );
+        assert_eq!(err.help.as_deref(), Some("did you mean `host`?"));
         let long = "x".repeat(1000);
         let err = parse(&long).unwrap_err();
         assert_eq!(err.span(), Span::new(0, 1000));
