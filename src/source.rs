@@ -111,34 +111,25 @@ impl Source {
     }
 }
 
-/// The end of the last code in `text`: trailing blank and comment-only lines skipped, and a
-/// trailing comment too. Where "end of file" is best shown: the snippet then has a line.
+/// The end of the last code in `text`: trailing blanks, line breaks and comments skipped.
+/// Where "end of file" is best shown: the snippet then has a line. (As in the grammar, a
+/// comment ends at a CR or LF, and a `#` inside a quoted string does not start one.)
 pub fn end_of_code(text: &str) -> usize {
-    let mut end = text.len();
-    loop {
-        let start = text[..end].rfind('\n').map_or(0, |i| i + 1);
-        let code = strip_comment(&text[start..end]).trim_end();
-        if !code.trim_start().is_empty() {
-            return start + code.len();
-        }
-        if start == 0 {
-            return 0;
-        }
-        end = start - 1;
-    }
-}
-
-/// A line without its `#` comment (a `#` inside a quoted string does not start one).
-fn strip_comment(line: &str) -> &str {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
+    let (mut end, mut comment, mut quoted) = (0, false, false);
+    for (i, c) in text.char_indices() {
         match c {
-            '"' => quoted = !quoted,
-            '#' if !quoted => return &line[..i],
-            _ => {}
+            '\n' | '\r' => (comment, quoted) = (false, false),
+            _ if comment => {}
+            '#' if !quoted => comment = true,
+            ' ' | '\t' => {}
+            '"' => {
+                quoted = !quoted;
+                end = i + 1;
+            }
+            _ => end = i + c.len_utf8(),
         }
     }
-    line
+    end
 }
 
 impl SourceCode for Source {
@@ -223,5 +214,8 @@ mod tests {
         assert_eq!(end_of_code("# x\n"), 0);
         assert_eq!(end_of_code(""), 0);
         assert_eq!(end_of_code("x"), 1);
+        // A comment ends at a CR, as in the grammar; a vertical tab is not a blank.
+        assert_eq!(end_of_code("# c\rvlan # d\n"), 8);
+        assert_eq!(end_of_code("a\u{b}  "), 2);
     }
 }

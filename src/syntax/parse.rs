@@ -505,7 +505,7 @@ fn unclosed_block(text: &str, offset: usize, found: &str, expected: &[Rule]) -> 
     // its own, on the last line before it that has code.
     let mut end = brace;
     let words = loop {
-        let start = text[..end].rfind('\n').map_or(0, |i| i + 1);
+        let start = text[..end].rfind(['\n', '\r']).map_or(0, |i| i + 1);
         let line = &text[start..end];
         let code = line.split('#').next().unwrap_or("");
         let words: Vec<(usize, &str)> = code
@@ -532,10 +532,10 @@ fn innermost_open_brace(text: &str) -> Option<usize> {
     while let Some((i, c)) = chars.next() {
         match c {
             '#' | '"' => {
-                // A comment runs to the end of its line; a string to its quote (or the line's
-                // end: a string cannot span lines).
+                // A comment runs to the end of its line (CR or LF, as in the grammar); a string
+                // to its quote, or the line's end: a string cannot span lines.
                 for (_, d) in chars.by_ref() {
-                    if d == '\n' || (c == '"' && d == '"') {
+                    if matches!(d, '\n' | '\r') || (c == '"' && d == '"') {
                         break;
                     }
                 }
