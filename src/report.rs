@@ -58,7 +58,7 @@ impl<W: Write> Report<W> {
             Format::Text { color: true } => GraphicalTheme::unicode(),
             _ => GraphicalTheme::unicode_nocolor(),
         };
-        let mut report = Report {
+        Report {
             out,
             format,
             limit,
@@ -67,18 +67,7 @@ impl<W: Write> Report<W> {
             warnings: 0,
             shown: 0,
             omitted: BTreeMap::new(),
-        };
-        if format == Format::Json {
-            // Written as it goes: a diagnostic a line, never the whole list in memory.
-            let _ = report.out.write_all(b"{\"diagnostics\":[");
         }
-        report
-    }
-
-    /// The text width (default 200 columns, as miette's).
-    pub fn width(mut self, width: usize) -> Self {
-        self.handler = self.handler.with_width(width);
-        self
     }
 
     /// Shows (or counts) the diagnostics of one source, in their order.
@@ -98,7 +87,12 @@ impl<W: Write> Report<W> {
                     writeln!(self.out, "{}", text(&self.handler, source, d))?;
                 }
                 Format::Json => {
-                    let sep = if self.shown == 0 { "\n" } else { ",\n" };
+                    // Written as it goes, a diagnostic a line: never the whole list in memory.
+                    let sep = if self.shown == 0 {
+                        "{\"diagnostics\":[\n"
+                    } else {
+                        ",\n"
+                    };
                     self.out.write_all(sep.as_bytes())?;
                     serde_json::to_writer(&mut self.out, &JsonDiag::new(source, d))?;
                 }
@@ -107,10 +101,6 @@ impl<W: Write> Report<W> {
             self.shown += 1;
         }
         Ok(())
-    }
-
-    pub fn errors(&self) -> usize {
-        self.errors
     }
 
     /// Ends the report: the summary of what the limit left out (JSON: the document's end).
@@ -124,7 +114,12 @@ impl<W: Write> Report<W> {
                 });
                 let end = end.to_string();
                 // `{"errors":…}` → `],"errors":…}`: the fields after the list.
-                write!(self.out, "\n],{}\n", &end[1..])?;
+                let start = if self.shown == 0 {
+                    "{\"diagnostics\":["
+                } else {
+                    "\n"
+                };
+                writeln!(self.out, "{start}],{}", &end[1..])?;
             }
             Format::Text { .. } => {
                 if let Some(line) = self.omitted_line() {
