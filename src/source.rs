@@ -45,6 +45,8 @@ pub struct Source {
     pub text: Arc<str>,
     /// Byte offset of each line's start, for line numbers in O(log n).
     line_starts: Arc<[usize]>,
+    /// All ASCII: a column is a byte count, without counting characters along a long line.
+    ascii: bool,
 }
 
 impl Source {
@@ -53,10 +55,12 @@ impl Source {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let ascii = text.is_ascii();
         Source {
             name: name.into(),
             text,
             line_starts,
+            ascii,
         }
     }
 
@@ -64,8 +68,13 @@ impl Source {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = self.floor(offset);
         let line = self.line_index(offset);
-        let col = self.text[self.line_starts[line]..offset].chars().count() + 1;
-        (line + 1, col)
+        let before = &self.text[self.line_starts[line]..offset];
+        let col = if self.ascii {
+            before.len()
+        } else {
+            before.chars().count()
+        };
+        (line + 1, col + 1)
     }
 
     /// The length in bytes of a 0-based line, its newline included (0 past the last line).
@@ -203,6 +212,11 @@ mod tests {
         assert_eq!(s.line_col(1), (1, 1), "inside a character: its start");
         assert_eq!(s.line_col(7), (2, 3));
         assert_eq!(s.line_col(8), (3, 1));
+        assert_eq!(
+            Source::new("t", "ab\ncd").line_col(4),
+            (2, 2),
+            "ASCII: bytes"
+        );
         let c = s.read_span(&Span::new(3, 4).into(), 0, 0).unwrap();
         assert_eq!((c.line(), c.column()), (0, 2));
     }
