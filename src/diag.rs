@@ -1,14 +1,11 @@
 //! Diagnostics: a stable code, a severity, labelled spans and a help line.
 //!
-//! Every user mistake is one [`Diag`]; the parser and checker collect them all and the CLI
-//! renders them through miette in one place.
+//! Every user mistake is one [`Diag`]; the parser and checker collect them all and
+//! [`report`](crate::report) shows them, through miette, in one place.
 
 use std::fmt;
-use std::sync::Arc;
 
-use miette::{LabeledSpan, NamedSource, SourceCode};
-
-use crate::source::{Source, Span};
+use crate::source::Span;
 
 macro_rules! codes {
     ($($variant:ident => $name:literal, $severity:ident;)*) => {
@@ -182,74 +179,16 @@ pub fn did_you_mean<'a>(
 /// The candidate closest to `word` by edit distance (transpositions count once), if it is
 /// close enough to be a plausible typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let len = word.chars().count();
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        // The distance is at least the difference in length: most candidates end here,
+        // cheaply, so many unknown names against many known ones stay fast.
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
+        .map(|c| (strsim::osa_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)
-}
-
-impl Source {
-    /// A diagnostic bound to this source, ready for miette to render.
-    pub fn report(&self, diag: &Diag) -> Located {
-        Located {
-            diag: diag.clone(),
-            source: NamedSource::new(self.name.clone(), self.text.clone()),
-        }
-    }
-}
-
-/// A [`Diag`] with its source text: what miette renders.
-#[derive(Debug)]
-pub struct Located {
-    pub diag: Diag,
-    source: NamedSource<Arc<str>>,
-}
-
-impl fmt::Display for Located {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diag.message)
-    }
-}
-
-impl std::error::Error for Located {}
-
-impl miette::Diagnostic for Located {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.diag.code))
-    }
-
-    fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.diag.severity() {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
-        })
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.diag
-            .help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
-    }
-
-    fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        Some(Box::new(self.diag.labels.iter().enumerate().map(
-            |(i, (span, text))| {
-                let text = (!text.is_empty()).then(|| text.clone());
-                if i == 0 {
-                    LabeledSpan::new_primary_with_span(text, *span)
-                } else {
-                    LabeledSpan::new_with_span(text, *span)
-                }
-            },
-        )))
-    }
 }

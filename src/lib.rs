@@ -4,9 +4,9 @@
 //! every [`diag`]nostic) → [`render`] (each host's files) → [`output`] (the `out/` tree,
 //! swapped in atomically) — and, on a host, → [`live`] (plan the changes against the kernel
 //! and the files, apply them, undo them). [`review`] reads the model and changes nothing
-//! (diff, query, graph). [`source`] holds the text diagnostics point into, [`config`] the
-//! build settings, [`tool`] runs the external tools. The command line is the binary's own
-//! (`src/cli/`), on top of all of this.
+//! (diff, query, graph). [`source`] holds the text diagnostics point into, [`report`] shows
+//! them (text, JSON, GitHub annotations), [`config`] the build settings, [`tool`] runs the
+//! external tools. The command line is the binary's own (`src/cli/`), on top of all of this.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod live;
 pub mod model;
 pub mod output;
 pub mod render;
+pub mod report;
 pub mod review;
 pub mod source;
 pub mod syntax;

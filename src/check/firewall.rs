@@ -245,7 +245,8 @@ impl Checker<'_> {
                     let Some(vlan) = self.vlan_ref(t).cloned() else {
                         continue;
                     };
-                    if vlan.subnets.is_empty() {
+                    // A VLAN whose prefix was rejected has an error already.
+                    if vlan.subnets.is_empty() && !self.incomplete_vlans.contains(&vlan.id) {
                         let d = Diag::new(
                             Code::VlanWithoutPrefix,
                             format!("VLAN {} has no prefix to allow", vlan.id),

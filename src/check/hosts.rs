@@ -52,7 +52,7 @@ impl Checker<'_> {
         let before = self.error_count();
         // Every interface of the host (NICs, bonds, bridges, VLAN subinterfaces) shares one
         // namespace.
-        let mut names: HashMap<String, Span> = HashMap::new();
+        let mut scope = HostScope::default();
         let mut cx = HostCx {
             model: Host {
                 name: h.name.value.clone(),
@@ -69,7 +69,7 @@ impl Checker<'_> {
             link_spans: HashMap::new(),
         };
         for nic in &h.nics {
-            if self.own_interface_name(&nic.name.value, nic.name.span, &mut names) {
+            if self.own_interface_name(&nic.name.value, nic.name.span, &mut scope.names) {
                 let mtu = nic.mtu.as_ref().and_then(|t| self.mtu(t));
                 cx.link_spans.insert(nic.name.value.clone(), nic.name.span);
                 cx.model.nics.push(Nic {
@@ -79,63 +79,76 @@ impl Checker<'_> {
             }
         }
         for b in &h.bonds {
-            if let Some(bond) = self.bond(&mut cx, b, &mut names) {
+            if let Some(bond) = self.bond(&mut cx, b, &mut scope.names) {
                 cx.model.bonds.push(bond);
             }
         }
-        let mut vlans_used: HashMap<u16, Span> = HashMap::new();
-        let mut untagged: HashMap<String, Span> = HashMap::new();
         for b in &h.bridges {
-            self.own_interface_name(&b.name.value, b.name.span, &mut names);
-            let vlan = b.vlan.as_ref().and_then(|t| self.vlan_ref(t).cloned());
-            let link_ok = self.bridge_link(&cx, b);
-            if let (Some(vlan), Some(t)) = (&vlan, &b.vlan) {
-                self.one_bridge_per_vlan(&h.name.value, vlan.id, t.span, &mut vlans_used);
-            }
-            if b.vlan.is_some() && vlan.is_none() {
-                continue; // an unknown VLAN: reported
-            }
-            if link_ok {
-                self.bridge_port(b, vlan.as_ref(), &mut names, &mut untagged);
-                if let Some(vlan) = &vlan {
-                    self.vlan_mtu(&cx, b, vlan);
-                }
-            }
-            let addresses = match &vlan {
-                Some(vlan) => self.bridge_addresses(&mut cx, b, vlan),
-                None => {
-                    self.addresses_without_vlan(b);
-                    Vec::new()
-                }
-            };
-            // Kept even with a bad name or NIC (already reported, so no model comes out): later
-            // checks then see the bridge and report no follow-on errors.
-            let vlan_span = b.vlan.as_ref().map_or(b.span, |t| t.span);
-            cx.bridge_spans
-                .insert(b.name.value.clone(), (b.name.span, vlan_span));
-            cx.model.bridges.push(Bridge {
-                name: b.name.value.clone(),
-                vlan: vlan.as_ref().map(|v| v.id),
-                tagged: !b.untagged,
-                nic: b.nic.value.clone(),
-                addresses,
-                // An untagged bridge has its link's MTU (checked to be the VLAN's).
-                mtu: vlan.as_ref().and_then(|v| v.mtu).filter(|_| !b.untagged),
-            });
+            self.bridge(b, &mut cx, &mut scope);
         }
         self.default_routes(h, &mut cx);
-        cx.incomplete = self.error_count() > before;
+        cx.incomplete = self.error_count() > before || scope.on_incomplete_vlan;
         cx
     }
 
+    /// One bridge of a host. The bridge is recorded even with an error (then no model comes
+    /// out): later checks see it and report no follow-on errors about it.
+    fn bridge(&mut self, b: &ast::Bridge, cx: &mut HostCx, scope: &mut HostScope) {
+        let vlan_span = b.vlan.as_ref().map_or(b.span, |t| t.span);
+        if cx.bridge_spans.contains_key(&b.name.value) {
+            // The same bridge written twice: one error; the copy is not checked further.
+            self.interface_name(&b.name.value, b.name.span, &mut scope.names);
+            return;
+        }
+        self.own_interface_name(&b.name.value, b.name.span, &mut scope.names);
+        cx.bridge_spans
+            .insert(b.name.value.clone(), (b.name.span, vlan_span));
+        let vlan = b.vlan.as_ref().and_then(|t| self.vlan_ref(t).cloned());
+        let link_ok = self.bridge_link(cx, b);
+        if b.vlan.is_some() && vlan.is_none() {
+            return; // an unknown VLAN: reported
+        }
+        if let Some(vlan) = &vlan {
+            if !self.one_bridge_per_vlan(&cx.model.name, vlan.id, vlan_span, scope) {
+                // Its port `<link>.<vlan>` and its addresses would be checked against the
+                // wrong VLAN: errors about them would repeat this one.
+                return;
+            }
+            scope.on_incomplete_vlan |= self.incomplete_vlans.contains(&vlan.id);
+        }
+        if link_ok {
+            self.bridge_port(b, vlan.as_ref(), &mut scope.names, &mut scope.untagged);
+            if let Some(vlan) = &vlan {
+                self.vlan_mtu(cx, b, vlan);
+            }
+        }
+        let addresses = match &vlan {
+            Some(vlan) => self.bridge_addresses(cx, b, vlan),
+            None => {
+                self.addresses_without_vlan(b);
+                Vec::new()
+            }
+        };
+        cx.model.bridges.push(Bridge {
+            name: b.name.value.clone(),
+            vlan: vlan.as_ref().map(|v| v.id),
+            tagged: !b.untagged,
+            nic: b.nic.value.clone(),
+            addresses,
+            // An untagged bridge has its link's MTU (checked to be the VLAN's).
+            mtu: vlan.as_ref().and_then(|v| v.mtu).filter(|_| !b.untagged),
+        });
+    }
+
+    /// False (reported) if the host has a bridge on `vlan` already.
     fn one_bridge_per_vlan(
         &mut self,
         host: &str,
         vlan: u16,
         span: Span,
-        used: &mut HashMap<u16, Span>,
-    ) {
-        if let Some(first) = used.insert(vlan, span) {
+        scope: &mut HostScope,
+    ) -> bool {
+        if let Some(&first) = scope.vlans_used.get(&vlan) {
             let d = Diag::new(
                 Code::DuplicateBridgeVlan,
                 format!("host `{host}` has two bridges on VLAN {vlan}"),
@@ -144,7 +157,10 @@ impl Checker<'_> {
             .label(first, "first bridge on this VLAN")
             .help("a host has one bridge per VLAN");
             self.emit(d);
+            return false;
         }
+        scope.vlans_used.insert(vlan, span);
+        true
     }
 
     /// A bridge's link must be a NIC or bond of the host, and not a bond's slave.
@@ -438,6 +454,20 @@ impl Checker<'_> {
         }
         Some(addr)
     }
+}
+
+/// What the interfaces of one host share while they are checked.
+#[derive(Default)]
+pub(super) struct HostScope {
+    /// Every interface of the host (NICs, bonds, bridges, VLAN subinterfaces): one namespace.
+    names: HashMap<String, Span>,
+    /// The VLANs that have a bridge, with the span of the first bridge's VLAN.
+    vlans_used: HashMap<u16, Span>,
+    /// The links whose untagged frames a bridge takes, with the span of that bridge's link.
+    untagged: HashMap<String, Span>,
+    /// A bridge is on a VLAN whose prefix was rejected: its addresses could not be checked,
+    /// so checks of what the host lacks would only repeat that error.
+    on_incomplete_vlan: bool,
 }
 
 #[derive(Clone, Copy)]

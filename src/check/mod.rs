@@ -2,7 +2,14 @@
 //!
 //! The checker never stops at the first mistake: each section resolves what it can, records a
 //! diagnostic for what it cannot and carries on with the rest. A model is returned only when no
-//! error was found; warnings travel with it. One file per part of the language, in the order
+//! error was found; warnings travel with it.
+//!
+//! One mistake, one error: a diagnostic whose cause is an earlier one on the same object is
+//! not reported. An object with an error is marked — a VLAN whose id or prefix was rejected
+//! (`broken_vlans`, `incomplete_vlans`), a host with an error or a bridge on such a VLAN
+//! (`HostCx::incomplete`), a bridge that repeats another's VLAN or name (skipped), a VIP
+//! address that was rejected (its family is not required of the members) — and checks that
+//! depend on it skip it instead of reporting what the first error already explains. One file per part of the language, in the order
 //! they are checked: [`vlans`], [`hosts`], [`agents`], [`vips`], [`firewall`]; [`values`] reads
 //! literals and [`cover`] finds allowed sources that add nothing.
 
@@ -37,10 +44,13 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
     let mut cx = Checker {
         source,
         diags: Vec::new(),
+        errors: 0,
         vlans: BTreeMap::new(),
         host_addrs: HashMap::new(),
         broken_vlans: HashSet::new(),
         incomplete_vlans: HashSet::new(),
+        suggestions: HashMap::new(),
+        comparisons_left: SUGGESTION_BUDGET,
     };
     let vlans = cx.vlans(&file.vlans);
     let mut hosts = cx.hosts(&file.hosts);
@@ -50,9 +60,9 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
     let policies = cx.policies(&file.firewalls, &hosts);
     if file.hosts.is_empty() {
         // An empty topology would build an empty tree and wipe out/: never what was meant.
-        let end = source.text.len();
+        let end = crate::source::end_of_code(&source.text);
         let d = Diag::new(Code::NoHosts, "the topology declares no hosts")
-            .label(Span::new(end, end), "end of file")
+            .label(Span::new(end, end), "no `host` block in this file")
             .help("declare at least one `host NAME { ... }`; is this the right file?");
         cx.emit(d);
     }
@@ -77,6 +87,8 @@ pub fn check(file: &ast::File, source: &Source) -> Checked {
 struct Checker<'a> {
     source: &'a Source,
     diags: Vec<Diag>,
+    /// The errors among `diags` (counted as they come: asked after every host and VLAN).
+    errors: usize,
     /// Valid VLANs by id, with the span of their id.
     vlans: BTreeMap<u16, (Vlan, Span)>,
     /// Every host address, for duplicate and VIP-collision checks.
@@ -86,7 +98,17 @@ struct Checker<'a> {
     broken_vlans: HashSet<String>,
     /// VLANs with a rejected prefix: "no prefix of this family" would be a follow-on error.
     incomplete_vlans: HashSet<u16>,
+    /// The help line for an unknown name, by what it names and the word: computed once per
+    /// word, so a mistake repeated on many lines costs one search among the declared names.
+    suggestions: HashMap<(&'static str, String), String>,
+    /// What is left of [`SUGGESTION_BUDGET`].
+    comparisons_left: usize,
 }
+
+/// Word comparisons did-you-mean may make in one check: thousands of distinct unknown names
+/// among thousands of declared ones would otherwise cost their product. Past the budget, an
+/// unknown name's help lists the declared names (the first ten) without a guess.
+const SUGGESTION_BUDGET: usize = 2_000_000;
 
 /// A host being checked: the model so far and the spans later checks point at.
 struct HostCx {
@@ -115,11 +137,12 @@ struct Defaults {
 
 impl Checker<'_> {
     fn emit(&mut self, diag: Diag) {
+        self.errors += usize::from(diag.is_error());
         self.diags.push(diag);
     }
 
     fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.is_error()).count()
+        self.errors
     }
 
     /// Records the error, if any, and returns the value.
@@ -171,18 +194,52 @@ impl Checker<'_> {
             .ok()
             .filter(|id| self.vlans.contains_key(id));
         if id.is_none() && !self.broken_vlans.contains(&t.value) {
-            let known: Vec<String> = self.vlans.keys().map(u16::to_string).collect();
-            let mut d = Diag::new(Code::UnknownVlan, format!("there is no VLAN {}", t.value))
-                .label(t.span, "not a VLAN of this topology");
-            d = d.help(
-                match did_you_mean(&t.value, known.iter().map(String::as_str)) {
-                    Some(m) => m,
-                    None => format!("declared VLANs: {}", list_or_none(&known)),
-                },
-            );
+            let help = self.suggest("VLANs", &t.value, |cx| {
+                cx.vlans.keys().map(u16::to_string).collect()
+            });
+            let d = Diag::new(Code::UnknownVlan, format!("there is no VLAN {}", t.value))
+                .label(t.span, "not a VLAN of this topology")
+                .help(help);
             self.emit(d);
         }
         id.map(|id| &self.vlans[&id].0)
+    }
+
+    /// "did you mean `x`?" or the declared names (of `what`: "VLANs", "hosts"), once per word.
+    fn suggest(
+        &mut self,
+        what: &'static str,
+        word: &str,
+        known: impl FnOnce(&Self) -> Vec<String>,
+    ) -> String {
+        let key = (what, word.to_string());
+        if let Some(help) = self.suggestions.get(&key) {
+            return help.clone();
+        }
+        // Past the budget every word gets the same line, kept under the empty word.
+        let listed = (what, String::new());
+        if let Some(help) = self
+            .suggestions
+            .get(&listed)
+            .filter(|_| self.comparisons_left == 0)
+        {
+            return help.clone();
+        }
+        let known = known(self);
+        let list = || format!("declared {what}: {}", list_or_none(&known));
+        let (key, help) = match self.comparisons_left.checked_sub(known.len()) {
+            Some(left) => {
+                self.comparisons_left = left;
+                let guess = did_you_mean(word, known.iter().map(String::as_str));
+                (key, guess.unwrap_or_else(list))
+            }
+            None => {
+                self.comparisons_left = 0;
+                (listed, list())
+            }
+        };
+        self.suggestions.insert(key, help.clone());
+        help
     }
 
     fn line(&self, span: Span) -> usize {
@@ -190,25 +247,74 @@ impl Checker<'_> {
     }
 
     fn unknown_host(&mut self, t: &Text, hosts: &[HostCx]) {
-        let names: Vec<&str> = hosts.iter().map(|h| h.model.name.as_str()).collect();
+        let help = self.suggest("hosts", &t.value, |_| {
+            hosts.iter().map(|h| h.model.name.clone()).collect()
+        });
         let d = Diag::new(Code::UnknownHost, format!("there is no host `{}`", t.value))
             .label(t.span, "not a host of this topology")
-            .help(
-                did_you_mean(&t.value, names.iter().copied())
-                    .unwrap_or_else(|| format!("declared hosts: {}", list_or_none(&names))),
-            );
+            .help(help);
         self.emit(d);
     }
 }
 
+/// "`a`, `b`, `c`" (the first ten, then how many more), or "none".
 fn list_or_none<S: AsRef<str>>(items: &[S]) -> String {
+    const SHOWN: usize = 10;
     if items.is_empty() {
-        "none".to_string()
-    } else {
-        items
-            .iter()
-            .map(|s| format!("`{}`", s.as_ref()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        return "none".to_string();
+    }
+    let shown: Vec<String> = items
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("`{}`", s.as_ref()))
+        .collect();
+    match items.len().saturating_sub(SHOWN) {
+        0 => shown.join(", "),
+        more => format!("{}, … and {more} more", shown.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_are_cut_at_ten() {
+        let names: Vec<String> = (0..25).map(|i| format!("h{i}")).collect();
+        assert_eq!(
+            list_or_none(&names),
+            "`h0`, `h1`, `h2`, `h3`, `h4`, `h5`, `h6`, `h7`, `h8`, `h9`, … and 15 more"
+        );
+        assert_eq!(list_or_none(&names[..2]), "`h0`, `h1`");
+        assert_eq!(list_or_none::<String>(&[]), "none");
+    }
+
+    /// Did-you-mean is bounded: past the budget of comparisons, unknown names get the list
+    /// of declared ones, and each distinct word is looked up once.
+    #[test]
+    fn suggestions_are_cached_and_bounded() {
+        let source = Source::new("t", "");
+        let mut cx = Checker {
+            source: &source,
+            diags: Vec::new(),
+            errors: 0,
+            vlans: BTreeMap::new(),
+            host_addrs: HashMap::new(),
+            broken_vlans: HashSet::new(),
+            incomplete_vlans: HashSet::new(),
+            suggestions: HashMap::new(),
+            comparisons_left: 5,
+        };
+        let known = |_: &Checker| vec!["alpha".to_string(), "beta".to_string()];
+        assert_eq!(cx.suggest("hosts", "alpah", known), "did you mean `alpha`?");
+        assert_eq!(
+            cx.suggest("hosts", "alpah", |_| unreachable!()),
+            "did you mean `alpha`?"
+        );
+        assert_eq!(cx.suggest("hosts", "bet", known), "did you mean `beta`?");
+        assert_eq!(cx.comparisons_left, 1);
+        let listed = "declared hosts: `alpha`, `beta`";
+        assert_eq!(cx.suggest("hosts", "alph", known), listed);
+        assert_eq!(cx.suggest("hosts", "betta", |_| unreachable!()), listed);
     }
 }

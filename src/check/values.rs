@@ -36,6 +36,18 @@ pub fn number(t: &Text, what: &str, min: u64, max: u64, code: Code) -> Result<u6
     Ok(n)
 }
 
+/// A value as a message shows it: control characters (a literal runs up to a blank, so a
+/// vertical tab or a form feed is part of it) written as `\u{b}`.
+fn visible(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 /// A single address, without a prefix length.
 pub fn address(t: &Text) -> Result<IpAddr, Diag> {
     if let Some((addr, len)) = t.value.split_once('/')
@@ -56,7 +68,7 @@ pub fn address(t: &Text) -> Result<IpAddr, Diag> {
     t.value.parse().map_err(|_| {
         Diag::new(
             Code::BadAddress,
-            format!("`{}` is not an IP address", t.value),
+            format!("`{}` is not an IP address", visible(&t.value)),
         )
         .label(t.span, "expected an IPv4 or IPv6 address")
         .help("write e.g. `192.0.2.10` or `fd74:6b6a:8eca:4902::22`")
@@ -74,9 +86,12 @@ pub fn prefix(t: &Text) -> Result<IpNet, Diag> {
         } else {
             format!("add the prefix length, e.g. `{}/24`", t.value)
         };
-        Diag::new(Code::BadPrefix, format!("`{}` is not a prefix", t.value))
-            .label(t.span, "expected an address/length prefix")
-            .help(help)
+        Diag::new(
+            Code::BadPrefix,
+            format!("`{}` is not a prefix", visible(&t.value)),
+        )
+        .label(t.span, "expected an address/length prefix")
+        .help(help)
     })?;
     if net.trunc() != net {
         // `/46` typed for `/64`: if the swapped length fits the address, that is the likelier fix.

@@ -37,9 +37,16 @@ impl Checker<'_> {
                 None => Some(None),
             };
             let preempt = self.preempt(v);
-            let members = self.members(v, hosts, vlan.as_ref());
-            let Some(vlan) = vlan else { continue };
-            let addresses = self.vip_addresses(v, &vlan, &mut vip_addrs);
+            let addresses = vlan
+                .as_ref()
+                .map(|vlan| self.vip_addresses(v, vlan, &mut vip_addrs));
+            // Members need an address of each family the VIP has — of its accepted addresses:
+            // a rejected one is reported already.
+            let families: Vec<Family> = addresses.iter().flatten().map(Family::of_net).collect();
+            let members = self.members(v, hosts, vlan.as_ref().map(|l| (l, &families[..])));
+            let (Some(vlan), Some(addresses)) = (vlan, addresses) else {
+                continue;
+            };
             if let Some((id, span)) = router_id
                 && let Some(first) = router_ids.insert((vlan.id, id), span)
             {
@@ -163,7 +170,7 @@ impl Checker<'_> {
         &mut self,
         v: &ast::Vip,
         hosts: &[HostCx],
-        vlan: Option<&Vlan>,
+        vlan: Option<(&Vlan, &[Family])>,
     ) -> Option<Vec<Member>> {
         let mut out: Vec<(Member, Span)> = Vec::new();
         let mut ok = true;
@@ -188,8 +195,8 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             }
-            if let Some(vlan) = vlan {
-                ok &= self.member_bridge(v, host, m, vlan);
+            if let Some((vlan, families)) = vlan {
+                ok &= self.member_bridge(v, host, m, vlan, families);
             }
             let Some(priority) = priority else {
                 ok = false;
@@ -234,24 +241,20 @@ impl Checker<'_> {
         ok.then(|| out.into_iter().map(|(m, _)| m).collect())
     }
 
-    /// A member needs a bridge on the VIP's VLAN, with an address of each of the VIP's families.
+    /// A member needs a bridge on the VIP's VLAN, with an address of each of the VIP's
+    /// `families`.
     pub(super) fn member_bridge(
         &mut self,
         v: &ast::Vip,
         host: &HostCx,
         m: &ast::Member,
         vlan: &Vlan,
+        families: &[Family],
     ) -> bool {
         if host.incomplete || self.incomplete_vlans.contains(&vlan.id) {
             return false;
         }
         let bridge = host.model.bridge_on(vlan.id);
-        let families: Vec<Family> = v
-            .addresses
-            .iter()
-            .filter_map(|a| a.value.parse::<IpAddr>().ok())
-            .map(|a| Family::of(&a))
-            .collect();
         let missing = match bridge {
             None => Some(format!(
                 "`{}` has no bridge on VLAN {}",

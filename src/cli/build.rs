@@ -5,24 +5,25 @@ use std::path::Path;
 
 use netc::{output, render};
 
+use super::DiagFormat;
 use super::exit::{CliError, CliResult, Outcome};
-use super::load::{counts, load, report, settings};
+use super::load::{Shown, counts, load, report_as, settings_as};
 
-pub fn check(file: &Path) -> CliResult {
+pub fn check(file: &Path, shown: Shown) -> CliResult {
     let compiled = load(file)?;
-    settings(file)?;
-    if !report(&compiled) {
+    settings_as(file, shown)?;
+    if !report_as(&compiled, shown) {
         return Err(CliError::Reported);
     }
     eprintln!("{}: ok ({})", compiled.source.name, counts(&compiled));
     Ok(Outcome::Done)
 }
 
-pub fn build(file: &Path, dir: &Path, check_only: bool) -> CliResult {
+pub fn build(file: &Path, dir: &Path, check_only: bool, shown: Shown) -> CliResult {
     let compiled = load(file)?;
     let nothing_written = || eprintln!("nothing written to {}", dir.display());
-    let settings = settings(file).inspect_err(|_| nothing_written())?;
-    if !report(&compiled) {
+    let settings = settings_as(file, shown).inspect_err(|_| nothing_written())?;
+    if !report_as(&compiled, shown) {
         nothing_written();
         return Err(CliError::Reported);
     }
@@ -40,7 +41,11 @@ pub fn build(file: &Path, dir: &Path, check_only: bool) -> CliResult {
             file.display()
         );
         for d in diffs {
-            println!("{d}");
+            // stdout holds the JSON document with --format json: the list goes beside it.
+            match shown.format {
+                DiagFormat::Json => eprintln!("{d}"),
+                _ => println!("{d}"),
+            }
         }
         return Err(CliError::Reported);
     }

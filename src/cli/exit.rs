@@ -5,6 +5,7 @@
 //! | 0 | done: built, checked, applied, nothing to change |
 //! | 1 | a mistake in the topology, its settings or the command line; stale output with `--check`; an apply refused or failed (and rolled back) |
 //! | 2 | changes (diff, plan, apply `--dry-run`); for every other command an I/O or internal error |
+//! | 3 | query: the packet is rejected |
 //!
 //! Where 2 means "changes", an I/O error is 1: a script must never read an error as changes.
 
@@ -16,6 +17,8 @@ pub enum Outcome {
     Done,
     /// There are changes (diff, plan, apply --dry-run).
     Changes,
+    /// The packet asked about is rejected (query).
+    Rejected,
 }
 
 /// A command that could not do its work.
@@ -53,6 +56,7 @@ pub fn status(result: &CliResult, reports: Reports) -> u8 {
     match (result, reports) {
         (Ok(Outcome::Done), _) => 0,
         (Ok(Outcome::Changes), _) => 2,
+        (Ok(Outcome::Rejected), _) => 3,
         (Err(CliError::User(_) | CliError::Reported), _) => 1,
         (Err(CliError::Io(_)), Reports::Status) => 2,
         (Err(CliError::Io(_)), Reports::Changes) => 1,
@@ -88,5 +92,6 @@ mod tests {
         assert_eq!(status(&Ok(Outcome::Changes), Reports::Changes), 2);
         assert_eq!(status(&Err(CliError::Reported), Reports::Status), 1);
         assert_eq!(status(&Ok(Outcome::Done), Reports::Changes), 0);
+        assert_eq!(status(&Ok(Outcome::Rejected), Reports::Status), 3);
     }
 }

@@ -30,11 +30,14 @@ Examples:
   netc build topology/csc.csn            render out/<host>/etc/... for every host
   netc build topology/csc.csn -o /tmp/o  render somewhere else
   netc build topology/csc.csn --check    exit 1 if the committed out/ is stale (for CI)
+  netc build topology/csc.csn --check --format github
+                                         the same in a GitHub workflow: errors annotate the PR
   netc query topology/csc.csn --host biloba --from 198.51.100.7 --port 16509
                                          would the firewall let it in, and which line decides
 
 Exit status: 0 ok, 1 a mistake in the topology or the command line (or stale output with
---check), 2 an I/O or internal error (for diff and plan: 2 changes, 1 any error).";
+--check), 2 an I/O or internal error (for diff and plan: 2 changes, 1 any error; for query:
+0 accept, 3 reject).";
 
 #[derive(Parser)]
 #[command(name = "netc", version, about = "Compile a CloudStack site's network topology into each host's config files", after_help = EXAMPLES)]
@@ -49,6 +52,8 @@ pub enum Command {
     Check {
         /// The topology file (.csn).
         file: PathBuf,
+        #[command(flatten)]
+        diagnostics: DiagArgs,
     },
     /// Check a topology and render every host's files into the output directory.
     ///
@@ -62,6 +67,8 @@ pub enum Command {
         /// Write nothing; exit 1 and list the files that differ if the output is stale.
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        diagnostics: DiagArgs,
     },
     /// What changes between two topologies, per host: links, addresses, routes, VIPs, agent
     /// keys, and firewall access gained and lost (computed on the policy, not the text).
@@ -212,6 +219,9 @@ pub enum Command {
     /// Print the man page (roff), generated from these very definitions.
     Man,
     /// What netc's firewall does with one packet on one host, and which line decides it.
+    ///
+    /// Exit status: 0 accept, 3 reject, 1 a mistake (in the topology or the command line),
+    /// 2 an I/O error.
     Query {
         /// The topology file (.csn).
         file: PathBuf,
@@ -221,13 +231,44 @@ pub enum Command {
         /// The packet's source address.
         #[arg(long)]
         from: std::net::IpAddr,
-        /// The destination port.
-        #[arg(long)]
+        /// The destination port (1–65535, as in the topology language).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         port: u16,
         /// The protocol.
         #[arg(long, value_enum, default_value = "tcp")]
         proto: Proto,
     },
+}
+
+/// How `check` and `build` show diagnostics.
+#[derive(clap::Args)]
+pub struct DiagArgs {
+    /// text: miette's report on stderr; json: one JSON document on stdout (code, severity,
+    /// file, line, column, end, message, labels, help); github: GitHub Actions annotations
+    /// on stdout, shown on the pull request's lines.
+    #[arg(long, value_enum, default_value = "text")]
+    format: DiagFormat,
+    /// Show the first N errors and the first N warnings in full, then one line counting the
+    /// rest per code; 0 shows all. Default: 20 (json: all).
+    #[arg(long, value_name = "N")]
+    max_errors: Option<usize>,
+}
+
+impl DiagArgs {
+    fn shown(&self) -> load::Shown {
+        load::Shown {
+            format: self.format,
+            max_errors: self.max_errors,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiagFormat {
+    #[default]
+    Text,
+    Json,
+    Github,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -392,12 +433,13 @@ fn place(host: &str, here: bool, stdin: bool) -> Place {
 
 pub fn run(command: Command) -> CliResult {
     match command {
-        Command::Check { file } => build::check(&file),
+        Command::Check { file, diagnostics } => build::check(&file, diagnostics.shown()),
         Command::Build {
             file,
             output,
             check,
-        } => build::build(&file, &output, check),
+            diagnostics,
+        } => build::build(&file, &output, check, diagnostics.shown()),
         Command::Graph { file, format } => review::graph(&file, format),
         Command::Fmt { files, check } => review::fmt(&files, check),
         Command::Diff { files, git, format } => review::diff(&files, git.as_deref(), format),

@@ -121,7 +121,10 @@ pub fn query(file: &Path, host: &str, from: IpAddr, port: u16, proto: Proto) -> 
     if trace.steps.is_empty() {
         println!("  no netc chain on {host}");
     }
-    Ok(Outcome::Done)
+    Ok(match trace.verdict {
+        Verdict::Accept => Outcome::Done,
+        Verdict::Reject => Outcome::Rejected,
+    })
 }
 
 pub fn fmt(files: &[PathBuf], check_only: bool) -> CliResult {

@@ -2,8 +2,9 @@
 //!
 //! Works on pest's concrete tree, so nothing but layout changes: one statement a line,
 //! four spaces an indent, one blank line between blocks (and at most one inside), `, ` in
-//! lists, trailing comments aligned within their block, and the optional empty `{}` of a
-//! bridge or an agent dropped. Values are printed exactly as written.
+//! lists, trailing comments aligned within a run of adjacent lines at one nesting level (a
+//! blank line or a nested block ends the run), and the optional empty `{}` of a bridge or an
+//! agent dropped. Values are printed exactly as written.
 
 use pest::iterators::Pair;
 
@@ -30,19 +31,31 @@ struct Line {
     comment: Option<String>,
     /// A blank line goes before this one.
     gap: bool,
-    /// Trailing comments align within a block: lines of one block share an id.
-    block: usize,
+}
+
+/// Each line's run: adjacent lines at one indent, without a blank line between them.
+/// Trailing comments align within a run.
+fn runs(lines: &[Line]) -> Vec<usize> {
+    let mut run = 0;
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 && (l.gap || l.indent != lines[i - 1].indent) {
+            run += 1;
+        }
+        out.push(run);
+    }
+    out
 }
 
 fn render(lines: &[Line]) -> String {
-    // The column of aligned trailing comments, per block.
+    let run = runs(lines);
+    // The column of aligned trailing comments, per run.
     let mut width = std::collections::HashMap::new();
-    for l in lines
-        .iter()
-        .filter(|l| l.comment.is_some() && !l.code.is_empty())
-    {
-        let w = width.entry(l.block).or_insert(0);
-        *w = (*w).max(l.indent * 4 + l.code.len());
+    for (i, l) in lines.iter().enumerate() {
+        if l.comment.is_some() && !l.code.is_empty() {
+            let w = width.entry(run[i]).or_insert(0);
+            *w = (*w).max(l.indent * 4 + l.code.len());
+        }
     }
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {
@@ -54,12 +67,14 @@ fn render(lines: &[Line]) -> String {
             if l.code.is_empty() {
                 line += c;
             } else {
-                let col = width[&l.block] + 2;
+                let col = width[&run[i]] + 2;
                 line += &" ".repeat(col - line.len());
                 line += c;
             }
         }
-        out += line.trim_end();
+        // Only the padding fmt added: a value may end in other whitespace (a vertical tab is
+        // part of a literal), and dropping it would change what the file says.
+        out += line.trim_end_matches(' ');
         out.push('\n');
     }
     out.trim_end_matches('\n').to_string()
@@ -67,18 +82,28 @@ fn render(lines: &[Line]) -> String {
 
 /// Statements (and comments) of a block, or of the file when `top`.
 fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, top: bool) {
-    // Lines of one block align their trailing comments: the block's first line index names it.
-    let block = out.len();
     let mut prev_end: Option<usize> = None;
+    // Where the block's `{` ends: the file has none; a statement's header comes before it
+    // (its comments are the statement's own, see `statement`).
+    let mut open_end: Option<usize> = None;
     for item in pair.into_inner() {
         let rule = item.as_rule();
-        if matches!(rule, Rule::EOI | Rule::open | Rule::close) || is_header_token(rule) {
+        if rule == Rule::open {
+            open_end = Some(item.as_span().end());
+        }
+        let in_header = !top && open_end.is_none();
+        if matches!(rule, Rule::EOI | Rule::open | Rule::close)
+            || is_header_token(rule)
+            || in_header
+        {
             continue;
         }
         let start = item.as_span().start();
-        let between = prev_end.map(|e| &src[e..start]).unwrap_or("");
-        let same_line = prev_end.is_some() && !between.contains('\n');
-        let blank = between.matches('\n').count() >= 2;
+        // A comment on the line of the `{` stays there: it is the header line's.
+        let after = prev_end.or(open_end);
+        let between = after.map(|e| &src[e..start]).unwrap_or("");
+        let same_line = after.is_some() && !between.contains('\n');
+        let blank = prev_end.is_some() && between.matches('\n').count() >= 2;
         if rule == Rule::COMMENT {
             let text = item.as_str().trim_end().to_string();
             match out.last_mut() {
@@ -88,7 +113,6 @@ fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, t
                     code: String::new(),
                     comment: Some(text),
                     gap: blank,
-                    block,
                 }),
             }
         } else {
@@ -98,10 +122,17 @@ fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, t
             } else {
                 blank
             };
-            statement(src, item.clone(), indent, out, gap, block);
+            statement(src, item.clone(), indent, out, gap);
         }
-        prev_end = Some(item.as_span().end());
+        prev_end = Some(content_end(&item));
     }
+}
+
+/// Where a statement's words and comments end. (Its own span can run on over the blank
+/// lines after it: pest keeps the whitespace it skipped looking for an optional `{`.)
+fn content_end(pair: &Pair<Rule>) -> usize {
+    let inner = pair.clone().into_inner().map(|p| p.as_span().end()).max();
+    inner.unwrap_or(pair.as_span().end())
 }
 
 fn is_block(line: Option<&Line>) -> bool {
@@ -162,14 +193,7 @@ fn is_statement(rule: Rule) -> bool {
     )
 }
 
-fn statement(
-    src: &str,
-    pair: Pair<Rule>,
-    indent: usize,
-    out: &mut Vec<Line>,
-    gap: bool,
-    block: usize,
-) {
+fn statement(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, gap: bool) {
     let rule = pair.as_rule();
     let mut words: Vec<String> = Vec::new();
     let mut has_block = false;
@@ -179,8 +203,10 @@ fn statement(
     let mut after: Vec<String> = Vec::new();
     let mut last_end = pair.as_span().start();
     if rule == Rule::allow_prefix {
-        // One token: `allow`, blanks, the prefix.
-        words.extend(pair.as_str().split_whitespace().map(String::from));
+        // One token: `allow`, blanks (spaces and tabs only: other whitespace, a vertical
+        // tab say, is part of the prefix), the prefix.
+        let prefix = pair.as_str()["allow".len()..].trim_start_matches([' ', '\t']);
+        words.extend(["allow".to_string(), prefix.to_string()]);
     }
     for p in pair.clone().into_inner() {
         let on_line = !src[last_end..p.as_span().start()].contains('\n');
@@ -208,25 +234,30 @@ fn statement(
         code,
         comment,
         gap,
-        block,
     };
     if has_block && children {
         out.push(line(code + " {", trailing, gap));
+        // Comments among the header's words open the block's body.
+        comment_lines(out, indent + 1, after);
         block_body(src, pair, indent + 1, out, false);
         out.push(line("}".into(), None, false));
-    } else if has_block && !optional {
-        out.push(line(code + " {}", trailing, gap));
         return;
-    } else {
-        out.push(line(code, trailing, gap));
     }
-    for c in after {
+    let code = match has_block && !optional {
+        true => code + " {}",
+        false => code,
+    };
+    out.push(line(code, trailing, gap));
+    comment_lines(out, indent, after);
+}
+
+fn comment_lines(out: &mut Vec<Line>, indent: usize, comments: Vec<String>) {
+    for c in comments {
         out.push(Line {
             indent,
             code: String::new(),
             comment: Some(c),
             gap: false,
-            block,
         });
     }
 }
@@ -263,6 +294,28 @@ mod tests {
     fn layout_is_canonical_and_comments_stay() {
         let messy = "# site\nvlan   1 \"m\"{role management # why\nprefix 192.0.2.0/24}\n\n\n\nhost a { nic eth0\n  bridge br1 vlan 1 on eth0 { }\n# own line\n  agent {}\n}\nfirewall F { ports tcp 1,2 ,3\n allow vlan 1 }\n";
         let want = "# site\nvlan 1 \"m\" {\n    role management  # why\n    prefix 192.0.2.0/24\n}\n\nhost a {\n    nic eth0\n    bridge br1 vlan 1 on eth0\n    # own line\n    agent\n}\n\nfirewall F {\n    ports tcp 1, 2, 3\n    allow vlan 1\n}\n";
+        let got = format(messy).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(format(&got).unwrap(), got, "idempotent");
+    }
+
+    /// Comments in a block's header stay once: on the header line, or opening the body
+    /// (they were written twice, and one after an empty `{}` was lost).
+    #[test]
+    fn header_comments_are_kept_once() {
+        let messy = "vlan 1 \"x\" # c\n{ role management }\nhost a # d\n# e\n{ # f\nnic e0 }\nvlan 2 \"y\" # g\n# h\n{}\n";
+        let want = "vlan 1 \"x\" {  # c\n    role management\n}\n\nhost a {  # d\n    # e\n    # f\n    nic e0\n}\n\nvlan 2 \"y\" {}  # g\n# h\n";
+        let got = format(messy).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(format(&got).unwrap(), got, "idempotent");
+    }
+
+    /// Comments align within adjacent lines at one level: not past a nested block or a
+    /// blank line, and not with a longer line of another level.
+    #[test]
+    fn trailing_comments_align_within_a_run_of_lines() {
+        let messy = "host a {\n nic e1 # x\n nic eth22 # y\n bridge b vlan 1 on e1 { # z\n address 192.0.2.1 # w\n }\n bridge b2 vlan 2 on e1 # v\n\n nic e3 # u\n}\n";
+        let want = "host a {\n    nic e1                   # x\n    nic eth22                # y\n    bridge b vlan 1 on e1 {  # z\n        address 192.0.2.1  # w\n    }\n    bridge b2 vlan 2 on e1  # v\n\n    nic e3  # u\n}\n";
         let got = format(messy).unwrap();
         assert_eq!(got, want);
         assert_eq!(format(&got).unwrap(), got, "idempotent");

@@ -6,6 +6,7 @@ use pest::iterators::Pair;
 
 use super::ast::*;
 use crate::diag::{Code, Diag, closest};
+use crate::source::end_of_code;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/netc.pest"]
@@ -296,7 +297,8 @@ fn parse_firewall(pair: Pair<Rule>) -> Firewall {
 
 /// The prefix of an `allow_prefix` token: the word after `allow` and its blanks.
 fn allow_prefix(pair: &Pair<Rule>) -> Text {
-    let prefix = pair.as_str()["allow".len()..].trim_start();
+    // The grammar's blanks: spaces and tabs (a vertical tab would be part of the prefix).
+    let prefix = pair.as_str()["allow".len()..].trim_start_matches([' ', '\t']);
     let end = pair.as_span().end();
     Spanned::new(prefix.to_string(), Span::new(end - prefix.len(), end))
 }
@@ -463,11 +465,61 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
         InputLocation::Span((s, _)) => s,
     };
     let found = word_at(text, offset);
-    let span = Span::new(offset, offset + found.len());
-    let expected: Vec<Rule> = match &err.variant {
+    // At the end of the file, point just after the last code: a snippet with a line in it.
+    let span = if found.is_empty() {
+        let end = end_of_code(text);
+        Span::new(end, end)
+    } else {
+        Span::new(offset, offset + found.len())
+    };
+    let mut expected: Vec<Rule> = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    // At the very start pest names the whole `file`: it means a block's keyword.
+    if let Some(i) = expected.iter().position(|r| *r == Rule::file) {
+        let blocks = [Rule::kw_vlan, Rule::kw_host, Rule::kw_vip];
+        let blocks = blocks
+            .into_iter()
+            .chain([Rule::kw_firewall, Rule::kw_agent]);
+        expected.splice(i..=i, blocks);
+    }
+    let list = expected_list(&expected);
+    let found_text = match found {
+        "" => "end of file".to_string(),
+        f if f.chars().all(char::is_control) => format!("{:?}", f),
+        // A message stays a line, whatever the input (10 MB of one letter is one "word").
+        f if f.chars().count() > 40 => format!("`{}…`", f.chars().take(40).collect::<String>()),
+        f => format!("`{f}`"),
+    };
+    if let Some(block) = unclosed_block(text, offset, found, &expected) {
+        let line = text[..block.header.start].matches('\n').count() + 1;
+        let at = if found.is_empty() {
+            "expected `}` after this"
+        } else {
+            "expected `}` before this"
+        };
+        return Diag::new(
+            Code::Syntax,
+            format!(
+                "`{}` (opened on line {line}) is not closed: expected `}}`, found {found_text}",
+                block.name
+            ),
+        )
+        .label(span, at)
+        .label(block.header, format!("`{}` opened here", block.name))
+        .help(format!(
+            "add the `}}` that ends `{}` after its last statement",
+            block.name
+        ));
+    }
+    Diag::new(Code::Syntax, format!("expected {list}, found {found_text}"))
+        .label(span, format!("expected {list}"))
+        .help(syntax_help(found, &expected))
+}
+
+/// "`a`, `b` or `c`": what the parser expected, in words.
+fn expected_list(expected: &[Rule]) -> String {
     let mut words: Vec<String> = expected
         .iter()
         .filter(|r| **r != Rule::COMMENT)
@@ -475,22 +527,18 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
         .collect();
     words.sort();
     words.dedup();
-    let found_text = match found {
-        "" => "end of file".to_string(),
-        f if f.chars().all(char::is_control) => format!("{:?}", f),
-        f => format!("`{f}`"),
-    };
     if words.is_empty() {
         words.push("something else".into());
     }
-    let list = match words.len() {
+    match words.len() {
         1 => words[0].clone(),
         n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
-    };
-    let diag = Diag::new(Code::Syntax, format!("expected {list}, found {found_text}"))
-        .label(span, format!("expected {list}"));
+    }
+}
+
+fn syntax_help(found: &str, expected: &[Rule]) -> String {
     let keywords: Vec<&str> = expected.iter().filter_map(|r| keyword(*r)).collect();
-    let help = if let Some(c) = found.chars().find(|c| c.is_control()) {
+    if let Some(c) = found.chars().find(|c| c.is_control()) {
         let string = expected.contains(&Rule::quote);
         format!(
             "control character U+{:04X} is not allowed in a topology{}",
@@ -514,8 +562,79 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
     } else {
         "the language is shown by example in the README; its grammar is grammar/netc.pest"
             .to_string()
+    }
+}
+
+/// A block that is still open where parsing failed.
+struct OpenBlock {
+    /// What it is called: its first two words, e.g. `host biloba`.
+    name: String,
+    /// The span of those words.
+    header: Span,
+}
+
+/// The block a missing `}` leaves open, if that is what the error at `offset` is: the
+/// parser would take a `}` there, some block is open, and what comes instead is the end of
+/// the file or a keyword that this block does not take (the next `host`, say) — not a
+/// misspelt statement, which gets a did-you-mean instead.
+fn unclosed_block(text: &str, offset: usize, found: &str, expected: &[Rule]) -> Option<OpenBlock> {
+    if !expected.contains(&Rule::close) {
+        return None;
+    }
+    let outer_keyword = Rule::all_rules()
+        .iter()
+        .any(|r| keyword(*r) == Some(found) && !expected.contains(r));
+    if !(found.is_empty() || outer_keyword) {
+        return None;
+    }
+    let brace = innermost_open_brace(&text[..offset.min(text.len())])?;
+    // The block's header: the words before its `{`, on its line or, for a `{` on a line of
+    // its own, on the last line before it that has code.
+    let mut end = brace;
+    let words = loop {
+        let start = text[..end].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        let line = &text[start..end];
+        let code = line.split('#').next().unwrap_or("");
+        let words: Vec<(usize, &str)> = code
+            .split_whitespace()
+            .map(|w| (start + (w.as_ptr() as usize - line.as_ptr() as usize), w))
+            .take(2)
+            .collect();
+        if !words.is_empty() || start == 0 {
+            break words;
+        }
+        end = start - 1;
     };
-    diag.help(help)
+    let (first, last) = (words.first()?, words.last()?);
+    Some(OpenBlock {
+        name: words.iter().map(|(_, w)| *w).collect::<Vec<_>>().join(" "),
+        header: Span::new(first.0, last.0 + last.1.len()),
+    })
+}
+
+/// The offset of the innermost `{` not closed in `text` (comments and strings skipped).
+fn innermost_open_brace(text: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' | '"' => {
+                // A comment runs to the end of its line (CR or LF, as in the grammar); a string
+                // to its quote, or the line's end: a string cannot span lines.
+                for (_, d) in chars.by_ref() {
+                    if matches!(d, '\n' | '\r') || (c == '"' && d == '"') {
+                        break;
+                    }
+                }
+            }
+            '{' => open.push(i),
+            '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
 }
 
 #[cfg(test)]
@@ -534,6 +653,47 @@ mod tests {
         let err = parse("vlan 1 \"x\" { rol management }").unwrap_err();
         assert_eq!(err.span(), Span::new(13, 16));
         assert_eq!(err.help.as_deref(), Some("did you mean `role`?"));
+    }
+
+    /// A missing `}` names the block left open, with the line it opened on; a misspelt
+    /// statement inside a block still gets its did-you-mean.
+    #[test]
+    fn a_missing_brace_names_the_open_block() {
+        let err = parse("vlan 1 \"x\" {\n}\nhost a {\n  nic e0\n  bridge b vlan 1 on e0 {\n    address 192.0.2.1\n  bridge c vlan 2 on e0\n}\n").unwrap_err();
+        assert_eq!(
+            err.message,
+            "`bridge b` (opened on line 5) is not closed: expected `}`, found `bridge`"
+        );
+        assert_eq!(err.labels[1].0, Span::new(35, 43));
+        // `{` on a line of its own, comments and strings with braces in them.
+        let err = parse("vip v # {\n{\n  check \"/a}{\" interval 2\nhost h {}").unwrap_err();
+        assert!(
+            err.message.starts_with("`vip v` (opened on line 1)"),
+            "{}",
+            err.message
+        );
+        // At the end of the file: just after the last code, comments and blank lines skipped.
+        let text = "firewall F {\n  ports 1 # c\n\n# end\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.span(), Span::new(22, 22));
+        assert!(err.message.starts_with("`firewall F` (opened on line 1)"));
+        let err = parse("vlan 1 \"x\" { rol management }").unwrap_err();
+        assert_eq!(err.help.as_deref(), Some("did you mean `role`?"));
+        let err = parse("hots a {}").unwrap_err();
+        assert_eq!(
+            err.message,
+            "expected `agent`, `firewall`, `host`, `vip` or `vlan`, found `hots`"
+        );
+        assert_eq!(err.help.as_deref(), Some("did you mean `host`?"));
+        let long = "x".repeat(1000);
+        let err = parse(&long).unwrap_err();
+        assert_eq!(err.span(), Span::new(0, 1000));
+        assert!(err.message.ends_with(&format!("found `{}…`", &long[..40])));
+        let err = parse("vlan 1 \"x\"\n\n").unwrap_err();
+        assert_eq!(
+            (err.span(), err.message.as_str()),
+            (Span::new(10, 10), "expected `{`, found end of file")
+        );
     }
 
     #[test]

@@ -140,40 +140,50 @@ fn bad_command_line_exits_1() {
     assert!(stdout(&o).contains("Examples:"));
 }
 
+fn query(host: &str, from: &str, port: &str) -> std::process::Output {
+    let args = [
+        "query",
+        "topology/csc.csn",
+        "--host",
+        host,
+        "--from",
+        from,
+        "--port",
+        port,
+    ];
+    netc(&args, &root())
+}
+
+/// Exit status 0 accept, 3 reject (the one table in src/cli/exit.rs), and the deciding line.
 #[test]
-fn query_names_the_deciding_line() {
-    let query = |from: &str| {
-        let args = [
-            "query",
-            "topology/csc.csn",
-            "--host",
-            "biloba",
-            "--from",
-            from,
-            "--port",
-            "16509",
-        ];
-        netc(&args, &root())
-    };
-    let o = query("198.51.100.7");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+fn query_names_the_deciding_line_and_exits_by_verdict() {
+    let o = query("biloba", "198.51.100.7", "16509");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     insta::assert_snapshot!("query-reject", stdout(&o));
-    let o = query("fd74:6b6a:8eca:4902::99");
+    let o = query("biloba", "fd74:6b6a:8eca:4902::99", "16509");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     insta::assert_snapshot!("query-accept", stdout(&o));
-    let o = netc(
-        &[
-            "query",
-            "topology/csc.csn",
-            "--host",
-            "bilobo",
-            "--from",
-            "::1",
-            "--port",
-            "1",
-        ],
-        &root(),
-    );
+}
+
+#[test]
+fn query_mistakes_exit_1_and_say_why() {
+    let o = query("bilobo", "::1", "1");
     assert_exit(&o, 1, "did you mean `biloba`?");
+    // No close name: the hosts are listed, and no line ends in a space.
+    let o = query("riboflavin", "::1", "1");
+    assert_exit(
+        &o,
+        1,
+        "there is no host `riboflavin` in topology/csc.csn; its hosts: `biloba`, `ginkgo`, `chamomile`\n",
+    );
+    assert!(!stderr(&o).contains(" \n"), "{}", stderr(&o));
+    // Ports are 1–65535, as in the language.
+    for port in ["0", "65536", "-1", "x"] {
+        let o = query("biloba", "::1", port);
+        assert_exit(&o, 1, "--port");
+    }
+    let o = query("biloba", "::1", "65535");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]

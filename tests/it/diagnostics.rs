@@ -82,3 +82,62 @@ fn bad_config_is_positioned() {
     );
     assert!(err.contains("unknown variant `pf`"), "{err}");
 }
+
+/// The errors of a mistakes/ fixture, by code.
+fn errors_of(name: &str) -> Vec<Code> {
+    let c = compile(&fixture(&format!("mistakes/{name}.csn")));
+    let errors = c.diags.iter().filter(|d| d.is_error()).map(|d| d.code);
+    errors.collect()
+}
+
+/// One mistake, one error: host bits in a VLAN's prefix. The addresses on that VLAN cannot
+/// be checked, so "a management server has no IPv4 address on the VLAN" is not reported.
+#[test]
+fn a_bad_prefix_is_one_error() {
+    assert_eq!(errors_of("followon-prefix-host-bits"), [Code::HostBitsSet]);
+}
+
+/// A second bridge on a VLAN: neither its port name nor its address is reported again.
+#[test]
+fn a_second_bridge_on_a_vlan_is_one_error() {
+    assert_eq!(
+        errors_of("followon-second-bridge"),
+        [Code::DuplicateBridgeVlan]
+    );
+}
+
+/// An IPv6 VIP address on an IPv4-only VLAN: the members lack no address the VIP really has.
+#[test]
+fn a_vip_address_of_the_wrong_family_is_one_error() {
+    assert_eq!(errors_of("followon-vip-family"), [Code::AddressFamily]);
+}
+
+/// The errors of csc.csn with one edit.
+fn errors_after(from: &str, to: &str) -> Vec<Code> {
+    let text = std::fs::read_to_string(root().join("topology/csc.csn")).unwrap();
+    assert!(text.contains(from), "{from}");
+    let c = netc::compile("edited.csn", text.replacen(from, to, 1).as_bytes());
+    c.diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code)
+        .collect()
+}
+
+/// A bridge block pasted twice: the name is repeated, and nothing in the copy is reported.
+#[test]
+fn a_pasted_bridge_block_is_one_error() {
+    let block = "    bridge br134 vlan 134 on ens1f0np0 {\n        address 2620:101:f000:4901:c5c::148\n        address 198.51.100.22  # illustrative\n    }\n";
+    let twice = format!("{block}{block}");
+    assert_eq!(errors_after(block, &twice), [Code::DuplicateInterface]);
+}
+
+/// `allow vlan` of a VLAN whose only prefix was rejected: not "the VLAN has no prefix".
+#[test]
+fn allowing_a_vlan_with_a_rejected_prefix_is_one_error() {
+    let only_v4 = "    prefix fd74:6b6a:8eca:4902::/64\n    prefix 172.19.168.0/27\n";
+    assert_eq!(
+        errors_after(only_v4, "    prefix 172.19.168.1/27\n"),
+        [Code::HostBitsSet]
+    );
+}

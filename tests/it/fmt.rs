@@ -9,7 +9,7 @@ use crate::support::*;
 
 fn every_fixture() -> Vec<std::path::PathBuf> {
     let mut all = valid_topologies();
-    for dir in ["err", "mistakes"] {
+    for dir in ["err", "mistakes", "fmt"] {
         all.extend(fixtures(dir));
     }
     all
@@ -60,7 +60,8 @@ fn fmt_is_idempotent_and_keeps_meaning() {
         );
         // Every comment survives.
         let comments = |t: &str| {
-            t.lines()
+            // A comment ends at LF or a lone CR, as in the grammar.
+            t.split(['\n', '\r'])
                 .filter_map(|l| l.find('#').map(|i| l[i..].trim_end().to_string()))
                 .collect::<Vec<_>>()
         };

@@ -203,3 +203,31 @@ fn random_mutations_never_panic() {
     // The run must exercise both outcomes, or it proves little.
     assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
 }
+
+/// A topology on one long line (minified, or written by a script): a mistake far into the
+/// line is reported with its position, not a panic in the snippet renderer (which pads to a
+/// label with a format width, at most 65,535 columns).
+#[test]
+fn a_topology_on_one_line_is_reported() {
+    let text = fs::read_to_string(root().join("topology/csc.csn")).unwrap();
+    let code: Vec<&str> = text.lines().map(|l| l.split('#').next().unwrap()).collect();
+    let sources: String = (0..20_000)
+        .map(|i| format!(" allow 10.{}.{}.0/24", i / 256, i % 256))
+        .collect();
+    let line = code.join(" ").replace(
+        "allow vlan 529",
+        &format!("allow vlan 529{sources} on nosuch"),
+    );
+    assert!(!line.contains('\n') && line.len() > 400_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one-line.csn");
+    fs::write(&file, &line).unwrap();
+    let o = netc(&["check", file.to_str().unwrap()], &root());
+    assert_exit(&o, 1, "netc::unknown-host");
+    let column = line.find("nosuch").unwrap() + 1;
+    assert!(
+        stderr(&o).contains(&format!("at {}:1:{column}: not a host", file.display())),
+        "{}",
+        &stderr(&o)[..2000.min(stderr(&o).len())]
+    );
+}

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use miette::{GraphicalReportHandler, GraphicalTheme};
 use netc::Compiled;
 
 pub fn root() -> PathBuf {
@@ -50,7 +49,7 @@ pub fn compile(path: &Path) -> Compiled {
 }
 
 /// Every diagnostic as one line `severity code line:col-line:col message` plus its help, then
-/// miette's rendering, without colour: what a snapshot should pin down.
+/// the text netc shows (miette's rendering), without colour: what a snapshot should pin down.
 pub fn render_diags(c: &Compiled) -> String {
     let mut out = String::new();
     for d in &c.diags {
@@ -62,13 +61,9 @@ pub fn render_diags(c: &Compiled) -> String {
             out += &format!("  help: {h}\n");
         }
     }
-    let handler =
-        GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
     for d in &c.diags {
         out.push('\n');
-        handler
-            .render_report(&mut out, &c.source.report(d))
-            .unwrap();
+        out += &netc::report::plain_text(&c.source, d, 100);
     }
     out
 }
