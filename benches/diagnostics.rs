@@ -14,9 +14,11 @@ fn host_bits(n: usize) -> String {
     let allows: String = (0..n)
         .map(|i| format!("    allow 10.{}.{}.1/24\n", i / 256 % 256, i % 256))
         .collect();
-    CSC.replace(
+    // In the first firewall only: csc.csn has two that allow VLAN 529.
+    CSC.replacen(
         "    allow vlan 529\n",
         &format!("    allow vlan 529\n{allows}"),
+        1,
     )
 }
 

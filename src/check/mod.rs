@@ -41,17 +41,7 @@ pub struct Checked {
 }
 
 pub fn check(file: &ast::File, source: &Source) -> Checked {
-    let mut cx = Checker {
-        source,
-        diags: Vec::new(),
-        errors: 0,
-        vlans: BTreeMap::new(),
-        host_addrs: HashMap::new(),
-        broken_vlans: HashSet::new(),
-        incomplete_vlans: HashSet::new(),
-        suggestions: HashMap::new(),
-        comparisons_left: SUGGESTION_BUDGET,
-    };
+    let mut cx = Checker::new(source, SUGGESTION_BUDGET);
     let vlans = cx.vlans(&file.vlans);
     let mut hosts = cx.hosts(&file.hosts);
     let defaults = cx.agent_defaults(&file.agents);
@@ -135,7 +125,22 @@ struct Defaults {
     servers: Option<Vec<(bool, Text)>>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    /// A checker with nothing seen yet and `comparisons` for did-you-mean.
+    fn new(source: &'a Source, comparisons: usize) -> Self {
+        Checker {
+            source,
+            diags: Vec::new(),
+            errors: 0,
+            vlans: BTreeMap::new(),
+            host_addrs: HashMap::new(),
+            broken_vlans: HashSet::new(),
+            incomplete_vlans: HashSet::new(),
+            suggestions: HashMap::new(),
+            comparisons_left: comparisons,
+        }
+    }
+
     fn emit(&mut self, diag: Diag) {
         self.errors += usize::from(diag.is_error());
         self.diags.push(diag);
@@ -294,17 +299,7 @@ mod tests {
     #[test]
     fn suggestions_are_cached_and_bounded() {
         let source = Source::new("t", "");
-        let mut cx = Checker {
-            source: &source,
-            diags: Vec::new(),
-            errors: 0,
-            vlans: BTreeMap::new(),
-            host_addrs: HashMap::new(),
-            broken_vlans: HashSet::new(),
-            incomplete_vlans: HashSet::new(),
-            suggestions: HashMap::new(),
-            comparisons_left: 5,
-        };
+        let mut cx = Checker::new(&source, 5);
         let known = |_: &Checker| vec!["alpha".to_string(), "beta".to_string()];
         assert_eq!(cx.suggest("hosts", "alpah", known), "did you mean `alpha`?");
         assert_eq!(

@@ -14,9 +14,11 @@ fn with_host_bits(dir: &std::path::Path, n: usize) -> String {
     let allows: String = (0..n)
         .map(|i| format!("    allow 10.{}.{}.1/24\n", i / 256, i % 256))
         .collect();
-    let text = text.replace(
+    // In the first firewall only: csc.csn has two that allow VLAN 529.
+    let text = text.replacen(
         "    allow vlan 529\n",
         &format!("    allow vlan 529\n{allows}"),
+        1,
     );
     let path = dir.join("many.csn");
     fs::write(&path, text).unwrap();
