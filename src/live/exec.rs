@@ -1,5 +1,5 @@
 //! Carrying out one [`Step`] on the host: the kernel through [`Kernel`], the firewall through
-//! iptables-restore, ipset and nftnl, files through [`install`], and keepalived's reload.
+//! iptables-restore, ipset's and nf_tables' netlink, files through [`install`], and keepalived's reload.
 //! Also the check, when a plan is made, of every new file with the tool that will read it.
 
 use std::fs;
@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::install::{self, Backup, Installed, Perm};
+use super::ipsetnl;
 use super::net::NetOp;
 use super::netlink::Kernel;
 use super::nftnl;
@@ -76,11 +77,18 @@ impl Step {
                 write_record(record, &serde_json::to_vec(chains).expect("plain data"))
             }
             Step::Ipset { restore } => {
-                Tool::new("ipset")
-                    .args(["-exist", "restore"])
-                    .input(restore.as_str())
-                    .own_group()
-                    .run()?;
+                // Over netlink; an input it does not speak (an undo edited by hand) through
+                // the tool.
+                match ipsetnl::restore(restore) {
+                    Ok(done) => done?,
+                    Err(_) => {
+                        Tool::new("ipset")
+                            .args(["-exist", "restore"])
+                            .input(restore.as_str())
+                            .own_group()
+                            .run()?;
+                    }
+                }
                 sys.firewall_loads += 1;
                 Ok(())
             }

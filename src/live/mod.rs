@@ -15,6 +15,7 @@ pub mod exec;
 pub mod guard;
 pub mod install;
 pub mod ipset;
+pub mod ipsetnl;
 pub mod iptables;
 pub mod journal;
 pub mod left;

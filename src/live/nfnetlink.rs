@@ -33,13 +33,14 @@ pub mod kind {
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
+pub const NLM_F_REQUEST: u16 = 1;
+pub const NLM_F_ACK: u16 = 4;
 const NLM_F_DUMP_INTR: u16 = 0x10;
 const NLM_F_DUMP: u16 = 0x300;
 /// `NLA_F_NESTED | NLA_F_NET_BYTEORDER`: flags in an attribute's type.
 const NLA_TYPE_MASK: u16 = 0x3fff;
 pub const NLA_F_NESTED: u16 = 0x8000;
+pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
 const HEADER: usize = 16;
 /// `struct nfgenmsg`: family, version, resource id.
 const NFGEN: usize = 4;
@@ -234,6 +235,47 @@ impl Socket {
         }
     }
 
+    /// Sends independent requests (each with `NLM_F_ACK`) in one datagram and returns every
+    /// answer: the error code of each request by its sequence number (0: done), and the
+    /// messages that answered with data. The kernel handles requests outside a batch one by
+    /// one while sending, so every answer is queued when `send` returns.
+    pub fn exchange(&mut self, requests: &[u8]) -> io::Result<Answers> {
+        let room = requests.len() + 64 * 1024;
+        sockopt::set_socket_send_buffer_size_force(&self.fd, room)
+            .or_else(|_| sockopt::set_socket_send_buffer_size(&self.fd, room))?;
+        sockopt::set_socket_recv_buffer_size_force(&self.fd, 4 << 20).ok();
+        let mut expected = messages(requests).count();
+        send(&self.fd, requests, SendFlags::empty())?;
+        let mut answers = Answers::default();
+        let mut buf = vec![0u8; 256 * 1024];
+        while expected > 0 {
+            let n = match recv(&self.fd, &mut buf[..], RecvFlags::DONTWAIT) {
+                Ok((n, _)) => n,
+                Err(rustix::io::Errno::AGAIN) => {
+                    return Err(io::Error::other(format!(
+                        "the kernel left {expected} requests unanswered"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for m in messages(&buf[..n]) {
+                if m.kind == NLMSG_ERROR && !m.nftables {
+                    answers.codes.push((m.seq, error_code(&m)));
+                    expected = expected.saturating_sub(1);
+                } else {
+                    answers.data.extend_from_slice(m.raw);
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// A fresh sequence number for a request.
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
+    }
+
     /// The ruleset's generation: it changes with every committed transaction.
     pub fn generation(&mut self) -> io::Result<u32> {
         self.seq += 1;
@@ -263,12 +305,7 @@ impl Socket {
 /// One nf_tables request message.
 fn request(kind: u16, flags: u16, family: u8, seq: u32, attrs: &[(u16, &[u8])]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&(SUBSYS_NFTABLES << 8 | kind).to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&[family, 0, 0, 0]);
+    open_message(&mut out, SUBSYS_NFTABLES, kind, flags, family, seq);
     for (k, v) in attrs {
         push_attr(&mut out, *k, v);
     }
@@ -276,14 +313,43 @@ fn request(kind: u16, flags: u16, family: u8, seq: u32, attrs: &[(u16, &[u8])]) 
     out
 }
 
+/// Appends the headers of a netfilter message of `subsystem` (its attributes follow; then
+/// [`seal`] it at the returned start).
+pub fn open_message(
+    out: &mut Vec<u8>,
+    subsystem: u16,
+    kind: u16,
+    flags: u16,
+    family: u8,
+    seq: u32,
+) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&(subsystem << 8 | kind).to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&[family, 0, 0, 0]);
+    start
+}
+
+/// Opens a nested attribute; [`close_nest`] sets its length once its members are in.
+pub fn open_nest(out: &mut Vec<u8>, kind: u16) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&0u16.to_ne_bytes());
+    out.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+    start
+}
+
+pub fn close_nest(out: &mut [u8], start: usize) {
+    let len = (out.len() - start) as u16;
+    out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+}
+
 /// An `NLMSG_ERROR` answer: Ok for an acknowledgement, else the error, naming the message
 /// of `sent` it answers.
 fn ack(m: &Message, sent: &[u8]) -> io::Result<()> {
-    let code = m
-        .raw
-        .get(HEADER..HEADER + 4)
-        .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
-        .unwrap_or(0);
+    let code = error_code(m);
     if code == 0 {
         return Ok(());
     }
@@ -296,6 +362,23 @@ fn ack(m: &Message, sent: &[u8]) -> io::Result<()> {
         error.kind(),
         format!("the kernel refused {what}: {error}"),
     ))
+}
+
+/// An `NLMSG_ERROR`'s code: 0 acknowledges, else a negative error number.
+fn error_code(m: &Message) -> i32 {
+    m.raw
+        .get(HEADER..HEADER + 4)
+        .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+        .unwrap_or(0)
+}
+
+/// What came back for [`Socket::exchange`]'s requests.
+#[derive(Debug, Default)]
+pub struct Answers {
+    /// (sequence number, 0 or a negative error number), in the order they came.
+    pub codes: Vec<(u32, i32)>,
+    /// The answers that carry data, as raw messages ([`messages`] reads them).
+    pub data: Vec<u8>,
 }
 
 /// What a message of a batch does, for an error.

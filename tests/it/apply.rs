@@ -804,6 +804,47 @@ fn apply_sets_mtus_and_untagged_bridges_and_undoes_them() {
     );
 }
 
+/// `netc apply` with an `ipset` first in PATH that logs its arguments, one run a line, and
+/// runs the real one: the apply's output and the log.
+fn apply_logging_ipset(h: &Host) -> (String, String) {
+    let meddler = tempfile::tempdir().unwrap();
+    let log = meddler.path().join("runs");
+    let real = Command::new("sh")
+        .args(["-c", "command -v ipset"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8(real.stdout).unwrap();
+    let ipset = meddler.path().join("ipset");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        real.trim()
+    );
+    fs::write(&ipset, script).unwrap();
+    fs::set_permissions(&ipset, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let root = h.root();
+    let path = format!(
+        "{}:{}",
+        meddler.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let o = h
+        .command(&[
+            "apply",
+            "topology.csn",
+            "--host",
+            "chamomile",
+            "--force-host",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "");
+    (stdout(&o), fs::read_to_string(&log).unwrap_or_default())
+}
+
 /// A large policy (the iptables target): apply creates netc's ipsets before the rules that
 /// match them, a second apply has nothing to do, a changed source is swapped into the set
 /// without touching the chain, a rollback swaps the old elements back, and a hand edit of a
@@ -841,7 +882,13 @@ fn large_policies_apply_as_ipsets_swapped_on_change() {
     rollback();
     assert_eq!(h.ns.ok(&["ipset", "list", "-n"]), "");
     assert!(!h.ns.ok(&["iptables-save"]).contains("CLOUDSTACK"));
-    let out = h.apply_ok(&[]);
+    let (out, ipset_runs) = apply_logging_ipset(&h);
+    // The sets are loaded over netlink: the program checks the new rules with their sets (in
+    // a scratch namespace), and loads nothing.
+    assert!(
+        ipset_runs.contains("restore") && !ipset_runs.contains("-exist restore"),
+        "{ipset_runs}"
+    );
     assert!(
         out.contains("    ~ ipset CLOUDSTACK-SERVICES_v4: create (40 prefixes)\n")
             && out.contains("    ~ ipset CLOUDSTACK-SERVICES_v6: create (41 prefixes)\n"),
