@@ -47,7 +47,14 @@ pub struct Source {
     line_starts: Arc<[usize]>,
     /// All ASCII: a column is a byte count, without counting characters along a long line.
     ascii: bool,
+    /// Otherwise (byte offset, characters before it) about every [`CHAR_MARK_STEP`] bytes:
+    /// a column costs counting at most a step, however long its line (many diagnostics on
+    /// one long line would otherwise each count it from its start: quadratic).
+    char_marks: Arc<[(usize, usize)]>,
 }
+
+/// Bytes between two [`Source::char_marks`].
+const CHAR_MARK_STEP: usize = 4096;
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
@@ -56,11 +63,17 @@ impl Source {
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         let ascii = text.is_ascii();
+        let char_marks = if ascii {
+            Arc::from([])
+        } else {
+            char_marks(&text)
+        };
         Source {
             name: name.into(),
             text,
             line_starts,
             ascii,
+            char_marks,
         }
     }
 
@@ -68,13 +81,20 @@ impl Source {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = self.floor(offset);
         let line = self.line_index(offset);
-        let before = &self.text[self.line_starts[line]..offset];
+        let start = self.line_starts[line];
         let col = if self.ascii {
-            before.len()
+            offset - start
         } else {
-            before.chars().count()
+            self.chars_before(offset) - self.chars_before(start)
         };
         (line + 1, col + 1)
+    }
+
+    /// The characters before a byte offset (a character boundary), from the nearest mark.
+    fn chars_before(&self, offset: usize) -> usize {
+        let i = self.char_marks.partition_point(|&(at, _)| at <= offset) - 1;
+        let (at, chars) = self.char_marks[i];
+        chars + self.text[at..offset].chars().count()
     }
 
     /// The length in bytes of a 0-based line, its newline included (0 past the last line).
@@ -118,6 +138,23 @@ impl Source {
         };
         (first, last.max(first))
     }
+}
+
+/// (byte offset, characters before it) at the start and then about every
+/// [`CHAR_MARK_STEP`] bytes, each at a character boundary.
+fn char_marks(text: &str) -> Arc<[(usize, usize)]> {
+    let mut marks = vec![(0, 0)];
+    let (mut at, mut chars) = (0, 0);
+    while at + CHAR_MARK_STEP < text.len() {
+        let mut next = at + CHAR_MARK_STEP;
+        while !text.is_char_boundary(next) {
+            next += 1;
+        }
+        chars += text[at..next].chars().count();
+        marks.push((next, chars));
+        at = next;
+    }
+    marks.into()
 }
 
 /// The end of the last code in `text`: trailing blanks, line breaks and comments skipped.
@@ -219,6 +256,25 @@ mod tests {
         );
         let c = s.read_span(&Span::new(3, 4).into(), 0, 0).unwrap();
         assert_eq!((c.line(), c.column()), (0, 2));
+    }
+
+    /// On a long line, a column is counted from the nearest mark, not the line's start: the
+    /// same number either way.
+    #[test]
+    fn columns_on_a_long_line_count_characters_from_the_marks() {
+        let line: String = (0..5_000)
+            .map(|i| if i % 7 == 0 { "é€ " } else { "ab " })
+            .collect();
+        let text = format!("x\n{line}\n{line}\nlast");
+        let s = Source::new("t", text.as_str());
+        assert!(s.char_marks.len() > 4, "{}", s.char_marks.len());
+        for offset in (0..=text.len()).step_by(997).chain([text.len() - 1]) {
+            let offset = s.floor(offset);
+            let line = text[..offset].matches('\n').count();
+            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let col = text[start..offset].chars().count();
+            assert_eq!(s.line_col(offset), (line + 1, col + 1), "at {offset}");
+        }
     }
 
     #[test]
