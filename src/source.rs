@@ -43,8 +43,12 @@ impl From<Span> for miette::SourceSpan {
 pub struct Source {
     pub name: String,
     pub text: Arc<str>,
-    /// Byte offset of each line's start, for line numbers in O(log n).
+    /// Byte offset of each line's start, for line numbers in O(log n). A line ends at LF,
+    /// CRLF or a lone CR, as in the grammar.
     line_starts: Arc<[usize]>,
+    /// The text with each lone CR made an LF (the same length), if it has any: what snippets
+    /// show, so miette breaks the lines there too (and prints no bare CR).
+    shown: Option<Arc<str>>,
     /// All ASCII: a column is a byte count, without counting characters along a long line.
     ascii: bool,
     /// Otherwise (byte offset, characters before it) about every [`CHAR_MARK_STEP`] bytes:
@@ -59,9 +63,25 @@ const CHAR_MARK_STEP: usize = 4096;
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
         let text: Arc<str> = text.into();
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let bytes = text.as_bytes();
+        let lone_cr = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+        let (line_starts, shown) = if text.contains('\r') && (0..bytes.len()).any(lone_cr) {
+            let mut shown = bytes.to_vec();
+            let mut starts = vec![0];
+            for (i, b) in shown.iter_mut().enumerate() {
+                if lone_cr(i) {
+                    *b = b'\n';
+                }
+                if *b == b'\n' {
+                    starts.push(i + 1);
+                }
+            }
+            let shown = String::from_utf8(shown).expect("a CR made an LF is still UTF-8");
+            (starts.into(), Some(shown.into()))
+        } else {
+            let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
+            (starts.collect(), None)
+        };
         let ascii = text.is_ascii();
         let char_marks = if ascii {
             Arc::from([])
@@ -72,6 +92,7 @@ impl Source {
             name: name.into(),
             text,
             line_starts,
+            shown,
             ascii,
             char_marks,
         }
@@ -95,6 +116,15 @@ impl Source {
         let i = self.char_marks.partition_point(|&(at, _)| at <= offset) - 1;
         let (at, chars) = self.char_marks[i];
         chars + self.text[at..offset].chars().count()
+    }
+
+    /// Each line's start and text, without its line break (LF, CRLF or a lone CR).
+    pub fn line_texts(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.line_starts.iter().enumerate().map(|(i, &start)| {
+            let line = &self.text[start..self.line_end(i)];
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            (start, line.strip_suffix('\r').unwrap_or(line))
+        })
     }
 
     /// The length in bytes of a 0-based line, its newline included (0 past the last line).
@@ -138,6 +168,11 @@ impl Source {
         };
         (first, last.max(first))
     }
+}
+
+/// The line breaks in `text`, as the grammar counts them: LF, CRLF and a lone CR each one.
+pub fn line_breaks(text: &str) -> usize {
+    text.matches(['\n', '\r']).count() - text.matches("\r\n").count()
 }
 
 /// (byte offset, characters before it) at the start and then about every
@@ -207,7 +242,7 @@ impl SourceCode for Source {
         };
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),
-            &self.text.as_bytes()[data_start..data_end],
+            &self.shown.as_deref().unwrap_or(&self.text).as_bytes()[data_start..data_end],
             (data_start, data_end - data_start).into(),
             line,
             column,
@@ -275,6 +310,22 @@ mod tests {
             let col = text[start..offset].chars().count();
             assert_eq!(s.line_col(offset), (line + 1, col + 1), "at {offset}");
         }
+    }
+
+    /// A lone CR ends a line, as in the grammar: line numbers and snippets count it.
+    #[test]
+    fn a_lone_cr_ends_a_line() {
+        let s = Source::new("t", "a\rbb\r\ncc\rd");
+        assert_eq!(s.line_col(2), (2, 1));
+        assert_eq!(s.line_col(3), (2, 2));
+        assert_eq!(s.line_col(6), (3, 1));
+        assert_eq!(s.line_col(9), (4, 1));
+        assert_eq!(
+            read(&s, Span::new(6, 7), 1, 1),
+            ("bb\r\ncc\nd".into(), 1, 3)
+        );
+        assert_eq!(&*s.text, "a\rbb\r\ncc\rd", "the text itself is kept");
+        assert_eq!(line_breaks("a\rb\r\nc\nd\r"), 4);
     }
 
     #[test]
