@@ -2,7 +2,8 @@
 //! `cargo bench --bench diagnostics`. Targets (issue #15): 50,000 errors in under 1 s with
 //! the error limit and under 3 s in full as JSON; the 6.6 MB file of 2,000 copies of
 //! csc.csn (24,000 errors) in under 2 s. And 20,000 unknown host names among 2,000 hosts,
-//! where did-you-mean would otherwise cost their product.
+//! where did-you-mean would otherwise cost their product; again in a file that is not all
+//! ASCII, where each column on that long line is counted in characters.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use netc::report::{DEFAULT_LIMIT, Format, Report};
@@ -52,6 +53,11 @@ fn reporting(c: &mut Criterion) {
         ("50k-host-bits", host_bits(50_000)),
         ("2000-copies", CSC.repeat(2_000)),
         ("20k-unknown-hosts", unknown_hosts()),
+        // One character that is not ASCII: columns are counted in characters.
+        (
+            "20k-unknown-hosts-utf8",
+            format!("# café\n{}", unknown_hosts()),
+        ),
     ];
     for (name, input) in &cases {
         for (how, format, limit) in [

@@ -43,24 +43,58 @@ impl From<Span> for miette::SourceSpan {
 pub struct Source {
     pub name: String,
     pub text: Arc<str>,
-    /// Byte offset of each line's start, for line numbers in O(log n).
+    /// Byte offset of each line's start, for line numbers in O(log n). A line ends at LF,
+    /// CRLF or a lone CR, as in the grammar.
     line_starts: Arc<[usize]>,
+    /// The text with each lone CR made an LF (the same length), if it has any: what snippets
+    /// show, so miette breaks the lines there too (and prints no bare CR).
+    shown: Option<Arc<str>>,
     /// All ASCII: a column is a byte count, without counting characters along a long line.
     ascii: bool,
+    /// Otherwise (byte offset, characters before it) about every [`CHAR_MARK_STEP`] bytes:
+    /// a column costs counting at most a step, however long its line (many diagnostics on
+    /// one long line would otherwise each count it from its start: quadratic).
+    char_marks: Arc<[(usize, usize)]>,
 }
+
+/// Bytes between two [`Source::char_marks`].
+const CHAR_MARK_STEP: usize = 4096;
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
         let text: Arc<str> = text.into();
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let bytes = text.as_bytes();
+        let lone_cr = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+        let (line_starts, shown) = if text.contains('\r') && (0..bytes.len()).any(lone_cr) {
+            let mut shown = bytes.to_vec();
+            let mut starts = vec![0];
+            for (i, b) in shown.iter_mut().enumerate() {
+                if lone_cr(i) {
+                    *b = b'\n';
+                }
+                if *b == b'\n' {
+                    starts.push(i + 1);
+                }
+            }
+            let shown = String::from_utf8(shown).expect("a CR made an LF is still UTF-8");
+            (starts.into(), Some(shown.into()))
+        } else {
+            let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
+            (starts.collect(), None)
+        };
         let ascii = text.is_ascii();
+        let char_marks = if ascii {
+            Arc::from([])
+        } else {
+            char_marks(&text)
+        };
         Source {
             name: name.into(),
             text,
             line_starts,
+            shown,
             ascii,
+            char_marks,
         }
     }
 
@@ -68,13 +102,29 @@ impl Source {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = self.floor(offset);
         let line = self.line_index(offset);
-        let before = &self.text[self.line_starts[line]..offset];
+        let start = self.line_starts[line];
         let col = if self.ascii {
-            before.len()
+            offset - start
         } else {
-            before.chars().count()
+            self.chars_before(offset) - self.chars_before(start)
         };
         (line + 1, col + 1)
+    }
+
+    /// The characters before a byte offset (a character boundary), from the nearest mark.
+    fn chars_before(&self, offset: usize) -> usize {
+        let i = self.char_marks.partition_point(|&(at, _)| at <= offset) - 1;
+        let (at, chars) = self.char_marks[i];
+        chars + self.text[at..offset].chars().count()
+    }
+
+    /// Each line's start and text, without its line break (LF, CRLF or a lone CR).
+    pub fn line_texts(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.line_starts.iter().enumerate().map(|(i, &start)| {
+            let line = &self.text[start..self.line_end(i)];
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            (start, line.strip_suffix('\r').unwrap_or(line))
+        })
     }
 
     /// The length in bytes of a 0-based line, its newline included (0 past the last line).
@@ -118,6 +168,28 @@ impl Source {
         };
         (first, last.max(first))
     }
+}
+
+/// The line breaks in `text`, as the grammar counts them: LF, CRLF and a lone CR each one.
+pub fn line_breaks(text: &str) -> usize {
+    text.matches(['\n', '\r']).count() - text.matches("\r\n").count()
+}
+
+/// (byte offset, characters before it) at the start and then about every
+/// [`CHAR_MARK_STEP`] bytes, each at a character boundary.
+fn char_marks(text: &str) -> Arc<[(usize, usize)]> {
+    let mut marks = vec![(0, 0)];
+    let (mut at, mut chars) = (0, 0);
+    while at + CHAR_MARK_STEP < text.len() {
+        let mut next = at + CHAR_MARK_STEP;
+        while !text.is_char_boundary(next) {
+            next += 1;
+        }
+        chars += text[at..next].chars().count();
+        marks.push((next, chars));
+        at = next;
+    }
+    marks.into()
 }
 
 /// The end of the last code in `text`: trailing blanks, line breaks and comments skipped.
@@ -170,7 +242,7 @@ impl SourceCode for Source {
         };
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),
-            &self.text.as_bytes()[data_start..data_end],
+            &self.shown.as_deref().unwrap_or(&self.text).as_bytes()[data_start..data_end],
             (data_start, data_end - data_start).into(),
             line,
             column,
@@ -219,6 +291,41 @@ mod tests {
         );
         let c = s.read_span(&Span::new(3, 4).into(), 0, 0).unwrap();
         assert_eq!((c.line(), c.column()), (0, 2));
+    }
+
+    /// On a long line, a column is counted from the nearest mark, not the line's start: the
+    /// same number either way.
+    #[test]
+    fn columns_on_a_long_line_count_characters_from_the_marks() {
+        let line: String = (0..5_000)
+            .map(|i| if i % 7 == 0 { "é€ " } else { "ab " })
+            .collect();
+        let text = format!("x\n{line}\n{line}\nlast");
+        let s = Source::new("t", text.as_str());
+        assert!(s.char_marks.len() > 4, "{}", s.char_marks.len());
+        for offset in (0..=text.len()).step_by(997).chain([text.len() - 1]) {
+            let offset = s.floor(offset);
+            let line = text[..offset].matches('\n').count();
+            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let col = text[start..offset].chars().count();
+            assert_eq!(s.line_col(offset), (line + 1, col + 1), "at {offset}");
+        }
+    }
+
+    /// A lone CR ends a line, as in the grammar: line numbers and snippets count it.
+    #[test]
+    fn a_lone_cr_ends_a_line() {
+        let s = Source::new("t", "a\rbb\r\ncc\rd");
+        assert_eq!(s.line_col(2), (2, 1));
+        assert_eq!(s.line_col(3), (2, 2));
+        assert_eq!(s.line_col(6), (3, 1));
+        assert_eq!(s.line_col(9), (4, 1));
+        assert_eq!(
+            read(&s, Span::new(6, 7), 1, 1),
+            ("bb\r\ncc\nd".into(), 1, 3)
+        );
+        assert_eq!(&*s.text, "a\rbb\r\ncc\rd", "the text itself is kept");
+        assert_eq!(line_breaks("a\rb\r\nc\nd\r"), 4);
     }
 
     #[test]

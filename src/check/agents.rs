@@ -213,7 +213,7 @@ impl Checker<'_> {
                 Some(b) => {
                     devices.insert(device, b.name.clone());
                 }
-                None if cx.incomplete => {}
+                None if cx.incomplete_on(vlan) => {}
                 // An agent off the storage VLAN sends storage traffic the private way.
                 None if device == Device::Storage && role_span.is_none() => {}
                 None => self.agent_missing_bridge(cx, stmt, device, (vlan, role, role_span)),
@@ -317,7 +317,7 @@ impl Checker<'_> {
         for cx in hosts.iter().filter(|c| c.model.management_server) {
             match cx.model.bridge_on(vlan).and_then(|b| b.address(family)) {
                 Some(a) => out.push(a.net.addr()),
-                None if cx.incomplete => {}
+                None if cx.incomplete_on(vlan) => {}
                 None => {
                     let d = Diag::new(
                         Code::NoManagementPath,
@@ -337,7 +337,15 @@ impl Checker<'_> {
 
     /// An agent reaches the servers on the management VLAN, or through its default route.
     pub(super) fn management_path(&mut self, cx: &HostCx, vlan: u16, family: Family, agent: Span) {
-        if cx.incomplete {
+        // A rejected bridge or address on the VLAN, or on one with a gateway of the family
+        // (a default route), may be the path.
+        let gateway = |v: &u16| {
+            self.vlans
+                .get(v)
+                .and_then(|(vlan, _)| vlan.subnet(family))
+                .is_some_and(|s| s.gateway.is_some())
+        };
+        if cx.incomplete_on(vlan) || cx.incomplete_vlans.iter().any(gateway) {
             return;
         }
         let direct = cx

@@ -67,11 +67,9 @@ pub fn apply(diags: &mut Vec<Diag>, source: &Source) {
 
 /// Every allow comment of the source.
 fn find(source: &Source) -> Vec<Allow> {
-    let text: &str = &source.text;
     let mut out = Vec::new();
     let mut pending: Vec<Allow> = Vec::new();
-    let mut offset = 0;
-    for (i, line) in text.split('\n').enumerate() {
+    for (i, (offset, line)) in source.line_texts().enumerate() {
         let number = i + 1;
         let comment = comment_start(line);
         let code = &line[..comment.unwrap_or(line.len())];
@@ -91,7 +89,6 @@ fn find(source: &Source) -> Vec<Allow> {
                 pending.push(allow);
             }
         }
-        offset += line.len() + 1;
     }
     // Allows at the end of the file apply to nothing.
     out.extend(pending);

@@ -1,7 +1,7 @@
 //! Hosts: NICs, bridges on NICs, bonds and their VLAN subinterfaces, interface names and
 //! addresses. Bonds are in [`super::links`], MTUs and default routes in [`super::routes`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -49,7 +49,6 @@ impl Checker<'_> {
     }
 
     pub(super) fn host(&mut self, h: &ast::Host) -> HostCx {
-        let before = self.error_count();
         // Every interface of the host (NICs, bonds, bridges, VLAN subinterfaces) shares one
         // namespace.
         let mut scope = HostScope::default();
@@ -63,7 +62,8 @@ impl Checker<'_> {
                 bridges: Vec::new(),
             },
             name_span: h.name.span,
-            incomplete: false,
+            incomplete_vlans: HashSet::new(),
+            incomplete_anywhere: false,
             bridge_spans: HashMap::new(),
             gateway_spans: Vec::new(),
             link_spans: HashMap::new(),
@@ -87,13 +87,31 @@ impl Checker<'_> {
             self.bridge(b, &mut cx, &mut scope);
         }
         self.default_routes(h, &mut cx);
-        cx.incomplete = self.error_count() > before || scope.on_incomplete_vlan;
         cx
     }
 
     /// One bridge of a host. The bridge is recorded even with an error (then no model comes
-    /// out): later checks see it and report no follow-on errors about it.
+    /// out), and an error on it or a bridge left out marks its VLAN (or, if that is unknown,
+    /// every VLAN) incomplete on the host: later checks report no follow-on errors about it.
     fn bridge(&mut self, b: &ast::Bridge, cx: &mut HostCx, scope: &mut HostScope) {
+        let before = self.error_count();
+        let bridges = cx.model.bridges.len();
+        self.bridge_checked(b, cx, scope);
+        let id = b.vlan.as_ref().and_then(|t| t.value.parse::<u16>().ok());
+        let left_out = cx.model.bridges.len() == bridges;
+        // On a VLAN whose prefix was rejected, its addresses could not be checked.
+        let unchecked = id.is_some_and(|id| self.incomplete_vlans.contains(&id));
+        if self.error_count() > before || left_out || unchecked {
+            match id.filter(|id| self.vlans.contains_key(id)) {
+                Some(id) => {
+                    cx.incomplete_vlans.insert(id);
+                }
+                None => cx.incomplete_anywhere = true,
+            }
+        }
+    }
+
+    fn bridge_checked(&mut self, b: &ast::Bridge, cx: &mut HostCx, scope: &mut HostScope) {
         let vlan_span = b.vlan.as_ref().map_or(b.span, |t| t.span);
         if cx.bridge_spans.contains_key(&b.name.value) {
             // The same bridge written twice: one error; the copy is not checked further.
@@ -108,13 +126,12 @@ impl Checker<'_> {
         if b.vlan.is_some() && vlan.is_none() {
             return; // an unknown VLAN: reported
         }
-        if let Some(vlan) = &vlan {
-            if !self.one_bridge_per_vlan(&cx.model.name, vlan.id, vlan_span, scope) {
-                // Its port `<link>.<vlan>` and its addresses would be checked against the
-                // wrong VLAN: errors about them would repeat this one.
-                return;
-            }
-            scope.on_incomplete_vlan |= self.incomplete_vlans.contains(&vlan.id);
+        if let Some(vlan) = &vlan
+            && !self.one_bridge_per_vlan(&cx.model.name, vlan.id, vlan_span, scope)
+        {
+            // Its port `<link>.<vlan>` and its addresses would be checked against the
+            // wrong VLAN: errors about them would repeat this one.
+            return;
         }
         if link_ok {
             self.bridge_port(b, vlan.as_ref(), &mut scope.names, &mut scope.untagged);
@@ -465,9 +482,6 @@ pub(super) struct HostScope {
     vlans_used: HashMap<u16, Span>,
     /// The links whose untagged frames a bridge takes, with the span of that bridge's link.
     untagged: HashMap<String, Span>,
-    /// A bridge is on a VLAN whose prefix was rejected: its addresses could not be checked,
-    /// so checks of what the host lacks would only repeat that error.
-    on_incomplete_vlan: bool,
 }
 
 #[derive(Clone, Copy)]

@@ -6,12 +6,15 @@
 //!
 //! One mistake, one error: a diagnostic whose cause is an earlier one on the same object is
 //! not reported. An object with an error is marked — a VLAN whose id or prefix was rejected
-//! (`broken_vlans`, `incomplete_vlans`), a host with an error or a bridge on such a VLAN
-//! (`HostCx::incomplete`), a bridge that repeats another's VLAN or name (skipped), a VIP
-//! address that was rejected (its family is not required of the members) — and checks that
-//! depend on it skip it instead of reporting what the first error already explains. One file per part of the language, in the order
-//! they are checked: [`vlans`], [`hosts`], [`agents`], [`vips`], [`firewall`]; [`values`] reads
-//! literals and [`cover`] finds allowed sources that add nothing.
+//! (`broken_vlans`, `incomplete_vlans`), a bridge with an error or on such a VLAN (the host is
+//! then [`HostCx::incomplete_on`] that VLAN), a bridge that repeats another's VLAN or name
+//! (skipped), a VIP address that was rejected (its family is not required of the members) —
+//! and checks that depend on it skip it instead of reporting what the first error already
+//! explains. An error on another object explains nothing: two mistakes are two errors.
+//!
+//! One file per part of the language, in the order they are checked: [`vlans`], [`hosts`],
+//! [`agents`], [`vips`], [`firewall`]; [`values`] reads literals and [`cover`] finds allowed
+//! sources that add nothing.
 
 mod agents;
 mod allow;
@@ -104,14 +107,26 @@ const SUGGESTION_BUDGET: usize = 2_000_000;
 struct HostCx {
     model: Host,
     name_span: Span,
-    /// The host had an error already: checks for things it lacks would only repeat it.
-    incomplete: bool,
+    /// VLANs on which a bridge of the host had an error (its VLAN, its addresses, a second
+    /// bridge on the VLAN): checks for what the host lacks there would only repeat it.
+    incomplete_vlans: HashSet<u16>,
+    /// A bridge had an error that hides which VLAN it was meant for (an unknown VLAN,
+    /// addresses on a bridge without one): what the host lacks on any VLAN may be that.
+    incomplete_anywhere: bool,
     /// Bridge name → (span of its name, span of its VLAN).
     bridge_spans: HashMap<String, (Span, Span)>,
     /// Addresses on VLANs with a gateway of their family: (VLAN, family, address span).
     gateway_spans: Vec<(u16, Family, Span)>,
     /// NIC and bond name → span of its name.
     link_spans: HashMap<String, Span>,
+}
+
+impl HostCx {
+    /// Whether an error on the host's bridges may explain what it lacks on `vlan`. (An
+    /// error elsewhere, a NIC's MTU say, explains nothing it lacks: that is still reported.)
+    fn incomplete_on(&self, vlan: u16) -> bool {
+        self.incomplete_anywhere || self.incomplete_vlans.contains(&vlan)
+    }
 }
 
 /// The site-wide agent settings, with defaults filled in.

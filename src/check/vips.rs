@@ -251,7 +251,7 @@ impl Checker<'_> {
         vlan: &Vlan,
         families: &[Family],
     ) -> bool {
-        if host.incomplete || self.incomplete_vlans.contains(&vlan.id) {
+        if host.incomplete_on(vlan.id) || self.incomplete_vlans.contains(&vlan.id) {
             return false;
         }
         let bridge = host.model.bridge_on(vlan.id);

@@ -10,6 +10,7 @@ use pest::iterators::Pair;
 
 use super::parse::{Rule, is_keyword, pairs};
 use crate::diag::Diag;
+use crate::source::line_breaks;
 
 /// The canonical text of `text`, or the syntax error that prevents formatting.
 pub fn format(text: &str) -> Result<String, Diag> {
@@ -102,8 +103,8 @@ fn block_body(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, t
         // A comment on the line of the `{` stays there: it is the header line's.
         let after = prev_end.or(open_end);
         let between = after.map(|e| &src[e..start]).unwrap_or("");
-        let same_line = after.is_some() && !between.contains('\n');
-        let blank = prev_end.is_some() && between.matches('\n').count() >= 2;
+        let same_line = after.is_some() && line_breaks(between) == 0;
+        let blank = prev_end.is_some() && line_breaks(between) >= 2;
         if rule == Rule::COMMENT {
             let text = item.as_str().trim_end().to_string();
             match out.last_mut() {
@@ -209,7 +210,7 @@ fn statement(src: &str, pair: Pair<Rule>, indent: usize, out: &mut Vec<Line>, ga
         words.extend(["allow".to_string(), prefix.to_string()]);
     }
     for p in pair.clone().into_inner() {
-        let on_line = !src[last_end..p.as_span().start()].contains('\n');
+        let on_line = line_breaks(&src[last_end..p.as_span().start()]) == 0;
         match p.as_rule() {
             Rule::open => has_block = true,
             Rule::close => {}
@@ -289,6 +290,16 @@ fn flatten(pair: Pair<Rule>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lone CR ends a line, as in the grammar: a comment on the next line stays on a
+    /// line of its own, and a blank line stays.
+    #[test]
+    fn a_lone_cr_is_a_line_break() {
+        let cr = "host a {\r    nic e1\r    # own line\r\r    nic e2  # e2\r}\r";
+        let want = "host a {\n    nic e1\n    # own line\n\n    nic e2  # e2\n}\n";
+        assert_eq!(format(cr).unwrap(), want);
+        assert_eq!(format(&cr.replace('\r', "\r\n")).unwrap(), want);
+    }
 
     #[test]
     fn layout_is_canonical_and_comments_stay() {

@@ -6,7 +6,7 @@ use pest::iterators::Pair;
 
 use super::ast::*;
 use crate::diag::{Code, Diag, closest};
-use crate::source::end_of_code;
+use crate::source::{end_of_code, line_breaks};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/netc.pest"]
@@ -493,7 +493,7 @@ fn syntax_error(text: &str, err: pest::error::Error<Rule>) -> Diag {
         f => format!("`{f}`"),
     };
     if let Some(block) = unclosed_block(text, offset, found, &expected) {
-        let line = text[..block.header.start].matches('\n').count() + 1;
+        let line = line_breaks(&text[..block.header.start]) + 1;
         let at = if found.is_empty() {
             "expected `}` after this"
         } else {

@@ -141,3 +141,37 @@ fn allowing_a_vlan_with_a_rejected_prefix_is_one_error() {
         [Code::HostBitsSet]
     );
 }
+
+/// Two mistakes on one host are two errors: an error elsewhere on the host (a NIC's MTU)
+/// does not explain that it has no bridge on the management VLAN, so that is still said.
+#[test]
+fn an_error_on_a_host_does_not_hide_another_mistake_on_it() {
+    let bridge = "    bridge br529 vlan 529 on eno1 {\n        address fd74:6b6a:8eca:4902::23  # illustrative\n        address 172.19.168.23            # illustrative\n    }\n";
+    let missing = errors_after(bridge, "");
+    assert_eq!(
+        missing,
+        [
+            Code::NoManagementPath,
+            Code::AgentMissingBridge,
+            Code::VipMemberWithoutBridge
+        ]
+    );
+    let text = std::fs::read_to_string(root().join("topology/csc.csn")).unwrap();
+    let chamomile = text.find("host chamomile").unwrap();
+    let (before, after) = text.split_at(chamomile);
+    let after =
+        after
+            .replacen(bridge, "", 1)
+            .replacen("nic eno2  # illustrative", "nic eno2 mtu 70000", 1);
+    let c = netc::compile("edited.csn", format!("{before}{after}").as_bytes());
+    let mut errors: Vec<Code> = c
+        .diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code)
+        .collect();
+    errors.sort();
+    let mut want = [Code::MtuRange, missing[0], missing[1], missing[2]];
+    want.sort();
+    assert_eq!(errors, want);
+}

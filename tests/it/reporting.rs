@@ -232,3 +232,31 @@ fn a_missing_brace_names_the_unclosed_block() {
         "{text}"
     );
 }
+
+/// Lines that end with a lone CR (the grammar takes it as a line break) are lines to the
+/// reports too: a missing `}` names its line, snippets are those of the LF file, and an
+/// allow comment allows on its own line only.
+#[test]
+fn a_lone_cr_ends_a_line_in_reports() {
+    let lf = fs::read_to_string(fixture("mistakes/unclosed-host.csn")).unwrap();
+    let cr = lf.replace('\n', "\r");
+    let (a, b) = (
+        netc::compile("t.csn", lf.as_bytes()),
+        netc::compile("t.csn", cr.as_bytes()),
+    );
+    assert_eq!(a.diags[0].message, b.diags[0].message);
+    assert_eq!(
+        netc::report::plain_text(&a.source, &a.diags[0], 100),
+        netc::report::plain_text(&b.source, &b.diags[0], 100)
+    );
+    let lf = fs::read_to_string(root().join("topology/csc.csn")).unwrap();
+    let lf = lf.replacen("prefix 172.19.168.0/27", "prefix 172.19.168.1/27", 1);
+    let at = |c: &netc::Compiled| -> Vec<(Code, (usize, usize))> {
+        let d = c.diags.iter();
+        d.map(|d| (d.code, c.source.line_col(d.span().start)))
+            .collect()
+    };
+    let a = netc::compile("t.csn", lf.as_bytes());
+    let b = netc::compile("t.csn", lf.replace('\n', "\r").as_bytes());
+    assert_eq!(at(&b), at(&a));
+}
