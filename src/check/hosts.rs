@@ -76,6 +76,12 @@ impl Checker<'_> {
                     name: nic.name.value.clone(),
                     mtu,
                 });
+            } else {
+                // A rejected name (reported): bonds and bridges on it are not checked
+                // against it, as on a bond with a mistake.
+                cx.link_spans
+                    .entry(nic.name.value.clone())
+                    .or_insert(nic.name.span);
             }
         }
         for b in &h.bonds {
@@ -188,7 +194,7 @@ impl Checker<'_> {
             return true;
         }
         if host.nic(link).is_none() && cx.link_spans.contains_key(link) {
-            return false; // a bond with a mistake, reported with it
+            return false; // a NIC or bond with a mistake, reported with it
         }
         if host.nic(link).is_none() {
             let links: Vec<&str> = host

@@ -34,7 +34,11 @@ impl Checker<'_> {
         let mtu = mtu.and_then(|t| self.mtu(&t));
         let mut slaves: Vec<String> = Vec::new();
         for t in b.slaves.iter().flatten() {
-            if cx.model.nic(&t.value).is_none() {
+            let rejected =
+                cx.model.bond(&t.value).is_none() && cx.link_spans.contains_key(&t.value);
+            if cx.model.nic(&t.value).is_none() && rejected {
+                // A NIC whose name was rejected (reported): not a slave, and no second error.
+            } else if cx.model.nic(&t.value).is_none() {
                 let nics = cx.model.nics.iter().map(|n| n.name.as_str());
                 let d = Diag::new(
                     Code::UnknownNic,
