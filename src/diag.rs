@@ -176,8 +176,8 @@ pub fn did_you_mean<'a>(
     closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
-/// The candidate closest to `word` by edit distance (transpositions count once), if it is
-/// close enough to be a plausible typo.
+/// The candidate closest to `word` by edit distance (transpositions count once; one that
+/// differs in ASCII case alone is closest), if it is close enough to be a plausible typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = word.chars().count();
     let limit = (len / 3).max(1);
@@ -187,7 +187,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         // The distance is at least the difference in length: most candidates end here,
         // cheaply, so many unknown names against many known ones stay fast.
         .filter(|c| c.chars().count().abs_diff(len) <= limit)
-        .map(|c| (strsim::osa_distance(word, c), c))
+        // Another case only (`BILOBA`) is the closest there is.
+        .map(|c| match c.eq_ignore_ascii_case(word) {
+            true => (0, c),
+            false => (strsim::osa_distance(word, c), c),
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)

@@ -169,6 +169,9 @@ fn query_names_the_deciding_line_and_exits_by_verdict() {
 fn query_mistakes_exit_1_and_say_why() {
     let o = query("bilobo", "::1", "1");
     assert_exit(&o, 1, "did you mean `biloba`?");
+    // Another case is the closest name, however long.
+    let o = query("CHAMOMILE", "::1", "1");
+    assert_exit(&o, 1, "did you mean `chamomile`?");
     // No close name: the hosts are listed, and no line ends in a space.
     let o = query("riboflavin", "::1", "1");
     assert_exit(
