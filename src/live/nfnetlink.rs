@@ -161,29 +161,42 @@ impl Socket {
     /// while sending, so every answer is queued when `send` returns; the first error, with
     /// the number of the message it answers, fails the call.
     pub fn send_batch(&mut self, batch: &[u8]) -> io::Result<()> {
+        let expected = messages(batch).filter(|m| m.flags & NLM_F_ACK != 0).count();
+        self.send_then_read(batch, expected, |m| match is_ack(m) {
+            true => ack(m, batch),
+            false => Ok(()),
+        })
+    }
+
+    /// Sends `datagram` in one piece and hands every answer to `each` until `expected`
+    /// acknowledgements (or errors) have come. The kernel handles what it is sent while
+    /// sending, so every answer is queued when `send` returns: none may be waited for.
+    fn send_then_read(
+        &mut self,
+        datagram: &[u8],
+        mut expected: usize,
+        mut each: impl FnMut(&Message) -> io::Result<()>,
+    ) -> io::Result<()> {
         // The datagram must fit the socket's buffer in one piece (root may force a size).
-        let room = batch.len() + 64 * 1024;
+        let room = datagram.len() + 64 * 1024;
         sockopt::set_socket_send_buffer_size_force(&self.fd, room)
             .or_else(|_| sockopt::set_socket_send_buffer_size(&self.fd, room))?;
-        let mut expected = messages(batch).filter(|m| m.flags & NLM_F_ACK != 0).count();
         sockopt::set_socket_recv_buffer_size_force(&self.fd, 4 << 20).ok();
-        send(&self.fd, batch, SendFlags::empty())?;
+        send(&self.fd, datagram, SendFlags::empty())?;
         let mut buf = vec![0u8; 256 * 1024];
         while expected > 0 {
             let n = match recv(&self.fd, &mut buf[..], RecvFlags::DONTWAIT) {
                 Ok((n, _)) => n,
                 Err(rustix::io::Errno::AGAIN) => {
                     return Err(io::Error::other(format!(
-                        "the kernel left {expected} messages of the batch unanswered"
+                        "the kernel left {expected} messages unanswered"
                     )));
                 }
                 Err(e) => return Err(e.into()),
             };
             for m in messages(&buf[..n]) {
-                if m.kind == NLMSG_ERROR && !m.nftables {
-                    ack(&m, batch)?;
-                    expected = expected.saturating_sub(1);
-                }
+                each(&m)?;
+                expected = expected.saturating_sub(usize::from(is_ack(&m)));
             }
         }
         Ok(())
@@ -240,33 +253,14 @@ impl Socket {
     /// messages that answered with data. The kernel handles requests outside a batch one by
     /// one while sending, so every answer is queued when `send` returns.
     pub fn exchange(&mut self, requests: &[u8]) -> io::Result<Answers> {
-        let room = requests.len() + 64 * 1024;
-        sockopt::set_socket_send_buffer_size_force(&self.fd, room)
-            .or_else(|_| sockopt::set_socket_send_buffer_size(&self.fd, room))?;
-        sockopt::set_socket_recv_buffer_size_force(&self.fd, 4 << 20).ok();
-        let mut expected = messages(requests).count();
-        send(&self.fd, requests, SendFlags::empty())?;
         let mut answers = Answers::default();
-        let mut buf = vec![0u8; 256 * 1024];
-        while expected > 0 {
-            let n = match recv(&self.fd, &mut buf[..], RecvFlags::DONTWAIT) {
-                Ok((n, _)) => n,
-                Err(rustix::io::Errno::AGAIN) => {
-                    return Err(io::Error::other(format!(
-                        "the kernel left {expected} requests unanswered"
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            for m in messages(&buf[..n]) {
-                if m.kind == NLMSG_ERROR && !m.nftables {
-                    answers.codes.push((m.seq, error_code(&m)));
-                    expected = expected.saturating_sub(1);
-                } else {
-                    answers.data.extend_from_slice(m.raw);
-                }
+        self.send_then_read(requests, messages(requests).count(), |m| {
+            match is_ack(m) {
+                true => answers.codes.push((m.seq, error_code(m))),
+                false => answers.data.extend_from_slice(m.raw),
             }
-        }
+            Ok(())
+        })?;
         Ok(answers)
     }
 
@@ -288,7 +282,7 @@ impl Socket {
                 if m.seq != self.seq {
                     continue;
                 }
-                if !m.nftables && m.kind == NLMSG_ERROR {
+                if is_ack(&m) {
                     ack(&m, &request)?;
                     continue;
                 }
@@ -362,6 +356,11 @@ fn ack(m: &Message, sent: &[u8]) -> io::Result<()> {
         error.kind(),
         format!("the kernel refused {what}: {error}"),
     ))
+}
+
+/// Whether a message is an acknowledgement or an error (`NLMSG_ERROR`).
+fn is_ack(m: &Message) -> bool {
+    m.kind == NLMSG_ERROR && !m.nftables
 }
 
 /// An `NLMSG_ERROR`'s code: 0 acknowledges, else a negative error number.
