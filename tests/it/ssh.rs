@@ -385,6 +385,9 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     for h in ORDER {
         assert!(table.contains(&format!("{h:<9}  changes")), "{table}");
     }
+    // A host netc never set up has changes, not drift: its firewall changes come with
+    // their rules files.
+    assert_eq!(drift(&table), [0, 0, 0], "{table}");
 
     let o = site.netc(&["apply", "--all", "./topology/csc.csn"]);
     assert_exit(&o, 0, "");
@@ -474,6 +477,29 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
         !site.rules("ginkgo").contains("203.0.113.9"),
         "only chamomile"
     );
+    // A rule added by hand to netc's chain, its rules file current: drift on that host only.
+    site.host("chamomile").ns.ok(&[
+        "iptables",
+        "-A",
+        "MANAGEMENT-SERVICES",
+        "-s",
+        "203.0.113.7",
+        "-j",
+        "RETURN",
+    ]);
+    let o = site.netc(&["plan", "--all", "topology/csc.csn"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(drift(&stdout(&o)), [0, 1, 0], "{}", stdout(&o));
+}
+
+/// The DRIFT column of `plan --all`'s table, a number per host.
+fn drift(table: &str) -> Vec<usize> {
+    table
+        .lines()
+        .skip(1)
+        .take(ORDER.len())
+        .map(|row| row.split_whitespace().last().unwrap().parse().unwrap())
+        .collect()
 }
 
 #[test]
