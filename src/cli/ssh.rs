@@ -169,8 +169,20 @@ impl Reach {
             .run(false, &["--version".to_string()], None, Out::Capture, None)
             .map_err(|e| e.to_string())?;
         let ours = format!("netc {}", env!("CARGO_PKG_VERSION"));
-        let theirs = String::from_utf8_lossy(&ran.stdout).trim().to_string();
+        let stdout = String::from_utf8_lossy(&ran.stdout);
+        let mut lines = stdout.lines().map(str::trim).filter(|l| !l.is_empty());
+        let theirs = lines.next_back().unwrap_or_default();
+        // A shell that prints before the command (an echo in ~/.bashrc) garbles every
+        // answer read from stdout, the plan too: said as what it is.
+        let noise = lines.next();
         match ran.status {
+            Some(0) if noise.is_some() => Err(format!(
+                "the shell on {} prints `{}` before netc's own output (~/.bashrc, \
+                 /etc/bash.bashrc or a login script): netc reads its answers from that \
+                 output, so make the shell print nothing when it runs a command",
+                self.host,
+                noise.unwrap_or_default()
+            )),
             Some(0) if theirs == ours => Ok(()),
             Some(0) => Err(format!(
                 "{} runs {}, this is {ours}: install the same netc on both",
@@ -178,7 +190,7 @@ impl Reach {
                 if theirs.is_empty() {
                     "something that prints no version"
                 } else {
-                    &theirs
+                    theirs
                 }
             )),
             Some(SSH_FAILED) => Err(self.unreachable(&ran)),

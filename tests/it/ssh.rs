@@ -672,6 +672,19 @@ fn another_version_and_an_unreachable_host_are_refused_before_anything_changes()
         site.host("ginkgo").oob
     );
     assert_exit(&o, 1, &refused);
+    // A shell that prints on stdout before the command runs (an echo in ~/.bashrc): said
+    // as that, not as another version.
+    let noisy = site.script(
+        "noisy-netc",
+        &format!("echo 'Welcome to biloba'; exec {NETC} \"$@\""),
+    );
+    site.settings(&[("biloba", &noisy)]);
+    let o = site.netc(&["plan", "--host", "biloba", "topology/csc.csn"]);
+    assert_exit(
+        &o,
+        1,
+        "the shell on biloba prints `Welcome to biloba` before netc's own output",
+    );
     // An ssh destination that leads to another machine (biloba, reached as chamomile).
     let config = fs::read_to_string(site.dir().join("ssh_config")).unwrap();
     let chamomile = format!(
