@@ -351,7 +351,7 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// `netc VERB --stdin --host H [ARGS] NAME` with the bundle; stdout as `out` says,
+    /// `netc VERB --stdin --host H [ARGS] -- NAME` with the bundle; stdout as `out` says,
     /// stderr relayed after `prefix`.
     fn run_netc(
         &self,
@@ -362,7 +362,8 @@ impl<'a> Remote<'a> {
     ) -> io::Result<super::ssh::Ran> {
         let mut rest = vec!["--stdin", "--host", self.host()];
         rest.extend(args);
-        rest.push(self.name);
+        // The name may start with `-` (a topology at the repository's top).
+        rest.extend(["--", self.name]);
         let args = self.reach.args(verb, &rest);
         self.reach
             .run(false, &args, Some(self.bundle), out, Some(prefix))

@@ -490,6 +490,18 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     let o = site.netc(&["plan", "--all", "topology/csc.csn"]);
     assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(drift(&stdout(&o)), [0, 1, 0], "{}", stdout(&o));
+    // A topology whose name starts with `-` (at the top of the repository) reaches the host
+    // as a name, not an option: a plan (its headers name `-csc.csn`, so files change).
+    let top = site.dir().join("site");
+    fs::copy(top.join("topology/csc.csn"), top.join("-csc.csn")).unwrap();
+    fs::copy(top.join("topology/netc.toml"), top.join("netc.toml")).unwrap();
+    let o = site.netc(&["plan", "--host", "biloba", "./-csc.csn"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("~ /etc/network/interfaces"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// The DRIFT column of `plan --all`'s table, a number per host.
