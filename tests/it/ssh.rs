@@ -792,6 +792,84 @@ fn the_ansible_playbook_reports_changed_and_ok_as_netc_says() {
     );
 }
 
+/// VIPs that chain deeper than the playbook's three waves: its first play refuses the
+/// topology before any host is planned, instead of skipping the fourth wave in silence.
+#[test]
+fn the_ansible_playbook_refuses_a_wave_it_has_no_play_for() {
+    use std::os::unix::fs::PermissionsExt;
+    if !available("ansible, four waves", &["ansible-playbook"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut topo = "vlan 10 \"m\" {\n role management\n prefix 192.0.2.0/24\n}\n".to_string();
+    let hosts = ["a", "b", "c", "d"];
+    for (i, h) in hosts.iter().enumerate() {
+        topo += &format!(
+            "host {h} {{\n nic e0\n bridge br10 vlan 10 on e0 {{\n  address 192.0.2.{}\n }}\n}}\n",
+            i + 1
+        );
+    }
+    // a is b's master, b is c's, c is d's: d, c, b, a in waves 1 to 4.
+    for (i, pair) in hosts.windows(2).enumerate() {
+        topo += &format!(
+            "vip v{i} {{\n vlan 10\n address 192.0.2.{}\n router-id {}\n member {} priority 150\n \
+             member {} priority 100\n}}\n",
+            20 + i,
+            i + 1,
+            pair[0],
+            pair[1]
+        );
+    }
+    fs::write(d.join("deep.csn"), topo).unwrap();
+    let o = Command::new(NETC)
+        .args(["inventory", "deep.csn"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "");
+    assert!(stdout(&o).contains("netc_wave_4"), "{}", stdout(&o));
+    fs::write(d.join("inventory.json"), stdout(&o)).unwrap();
+    // A stand-in netc: every host has changes, every apply succeeds.
+    let netc = d.join("netc");
+    let calls = d.join("calls");
+    fs::write(
+        &netc,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\n[ \"$1\" = plan ] && exit 2\nexit 0\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&netc, fs::Permissions::from_mode(0o755)).unwrap();
+    let o = Command::new("ansible-playbook")
+        .arg("-i")
+        .arg(d.join("inventory.json"))
+        .arg(root().join("contrib/ansible/netc.yml"))
+        .args(["-e", &format!("netc={}", netc.display())])
+        .args(["-e", "netc_topology=deep.csn"])
+        .current_dir(d)
+        .env("HOME", d)
+        .env("ANSIBLE_HOME", d.join("ansible"))
+        .env("ANSIBLE_LOCAL_TEMP", d.join("ansible/tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    let stats = recap(&stdout(&o)).unwrap_or_else(|| panic!("no PLAY RECAP: {}", stdout(&o)));
+    assert_eq!(stats["a"]["failed"], 1, "{stats}");
+    assert!(
+        stdout(&o).contains("a is in wave 4, and this playbook has plays for waves 1 to 3"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !calls.exists(),
+        "netc ran: {}",
+        fs::read_to_string(&calls).unwrap()
+    );
+}
+
 /// Ansible's PLAY RECAP as `{host: {ok: N, changed: N, failed: N, ...}}`.
 fn recap(out: &str) -> Option<serde_json::Value> {
     let (_, recap) = out.split_once("PLAY RECAP")?;
