@@ -92,7 +92,10 @@ impl Reach {
         // ssh_config's: notice a connection cut by a change within seconds, not hours.
         c.args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]);
         if fresh {
-            c.args(["-o", "ControlMaster=no", "-o", "ControlPath=none"]);
+            // `-S` is the one way to name the control path that the admin's own options
+            // (`-o ControlPath=…`, `-S …`) cannot win over: it replaces, where `-o` keeps
+            // the first value.
+            c.args(["-o", "ControlMaster=no", "-S", "none"]);
         }
         let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
         c.arg("--")
@@ -288,8 +291,8 @@ mod tests {
                 "ServerAliveCountMax=3",
                 "-o",
                 "ControlMaster=no",
-                "-o",
-                "ControlPath=none",
+                "-S",
+                "none",
                 "--",
                 "root@c.example",
                 "sudo netc confirm --root '/srv/x y'",
@@ -297,7 +300,7 @@ mod tests {
         );
         // An ordinary connection may share a ControlMaster's.
         let c = r.command(false, &r.args("plan", &[]));
-        assert!(!c.get_args().any(|a| a == "ControlPath=none"));
+        assert!(!c.get_args().any(|a| a == "-S"));
     }
 
     #[test]

@@ -455,7 +455,22 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     let o = site.netc(&["apply", "--host", "biloba", "topology/csc.csn"]);
     assert_exit(&o, 0, "");
     assert_eq!(stdout(&o), "biloba: no changes\n");
-    // One host with a change, from the bastion: applied under its timer and confirmed.
+    // One host with a change, from the bastion: applied under its timer and confirmed —
+    // over a connection of its own even when the admin's ssh command names a ControlPath
+    // (on ssh's command line, the first `-o` of an option wins).
+    let toml = site.dir().join("site/topology/netc.toml");
+    let admin = format!(
+        "\", \"-o\", \"ControlPath={}/admin-%C\"]\n",
+        site.dir().display()
+    );
+    let text = fs::read_to_string(&toml).unwrap();
+    fs::write(&toml, text.replacen("\"]\n", &admin, 1)).unwrap();
+    let log = site.dir().join("chamomile/sshd.log");
+    let logins = || {
+        let log = fs::read_to_string(&log).unwrap();
+        log.matches("Accepted publickey").count()
+    };
+    let logged_in = logins();
     site.edit_topology("allow vlan 529", "allow vlan 529\n    allow 203.0.113.9");
     let o = site.netc(&[
         "apply",
@@ -473,6 +488,13 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     );
     assert!(site.rules("chamomile").contains("203.0.113.9"));
     assert!(!site.pending("chamomile").exists());
+    // The admin's ControlMaster, then the confirmation's own connection.
+    assert_eq!(
+        logins() - logged_in,
+        2,
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
     assert!(
         !site.rules("ginkgo").contains("203.0.113.9"),
         "only chamomile"
