@@ -318,8 +318,8 @@ impl HostPlan {
         let firewall = self.firewall.iter().filter(|c| {
             c.contains("changed since netc loaded it")
                 || (c.starts_with("ipset ") && !file_changes("ipsets"))
-                || (c.starts_with("IPv4:") && !file_changes("rules.v4"))
-                || (c.starts_with("IPv6:") && !file_changes("rules.v6"))
+                || (c.starts_with("IPv4:") && !file_changes("netc.v4"))
+                || (c.starts_with("IPv6:") && !file_changes("netc.v6"))
         });
         firewall.count() + self.agent.iter().filter(|k| k.found.is_some()).count()
     }
@@ -351,7 +351,7 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// `netc VERB --stdin --host H [ARGS] NAME` with the bundle; stdout as `out` says,
+    /// `netc VERB --stdin --host H [ARGS] -- NAME` with the bundle; stdout as `out` says,
     /// stderr relayed after `prefix`.
     fn run_netc(
         &self,
@@ -362,7 +362,8 @@ impl<'a> Remote<'a> {
     ) -> io::Result<super::ssh::Ran> {
         let mut rest = vec!["--stdin", "--host", self.host()];
         rest.extend(args);
-        rest.push(self.name);
+        // The name may start with `-` (a topology at the repository's top).
+        rest.extend(["--", self.name]);
         let args = self.reach.args(verb, &rest);
         self.reach
             .run(false, &args, Some(self.bundle), out, Some(prefix))
@@ -544,7 +545,7 @@ mod tests {
         };
         assert_eq!(p.drift(), 3);
         // A new rules file explains the live change: not drift.
-        p.files = vec![serde_json::json!({"path": "/etc/iptables/rules.v4", "action": "replace"})];
+        p.files = vec![serde_json::json!({"path": "/etc/iptables/netc.v4", "action": "replace"})];
         assert_eq!(p.drift(), 2);
         // So does a new ipsets file for a set's change.
         p.firewall

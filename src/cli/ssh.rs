@@ -92,7 +92,10 @@ impl Reach {
         // ssh_config's: notice a connection cut by a change within seconds, not hours.
         c.args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]);
         if fresh {
-            c.args(["-o", "ControlMaster=no", "-o", "ControlPath=none"]);
+            // `-S` is the one way to name the control path that the admin's own options
+            // (`-o ControlPath=…`, `-S …`) cannot win over: it replaces, where `-o` keeps
+            // the first value.
+            c.args(["-o", "ControlMaster=no", "-S", "none"]);
         }
         let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
         c.arg("--")
@@ -169,8 +172,20 @@ impl Reach {
             .run(false, &["--version".to_string()], None, Out::Capture, None)
             .map_err(|e| e.to_string())?;
         let ours = format!("netc {}", env!("CARGO_PKG_VERSION"));
-        let theirs = String::from_utf8_lossy(&ran.stdout).trim().to_string();
+        let stdout = String::from_utf8_lossy(&ran.stdout);
+        let mut lines = stdout.lines().map(str::trim).filter(|l| !l.is_empty());
+        let theirs = lines.next_back().unwrap_or_default();
+        // A shell that prints before the command (an echo in ~/.bashrc) garbles every
+        // answer read from stdout, the plan too: said as what it is.
+        let noise = lines.next();
         match ran.status {
+            Some(0) if noise.is_some() => Err(format!(
+                "the shell on {} prints `{}` before netc's own output (~/.bashrc, \
+                 /etc/bash.bashrc or a login script): netc reads its answers from that \
+                 output, so make the shell print nothing when it runs a command",
+                self.host,
+                noise.unwrap_or_default()
+            )),
             Some(0) if theirs == ours => Ok(()),
             Some(0) => Err(format!(
                 "{} runs {}, this is {ours}: install the same netc on both",
@@ -178,7 +193,7 @@ impl Reach {
                 if theirs.is_empty() {
                     "something that prints no version"
                 } else {
-                    &theirs
+                    theirs
                 }
             )),
             Some(SSH_FAILED) => Err(self.unreachable(&ran)),
@@ -276,8 +291,8 @@ mod tests {
                 "ServerAliveCountMax=3",
                 "-o",
                 "ControlMaster=no",
-                "-o",
-                "ControlPath=none",
+                "-S",
+                "none",
                 "--",
                 "root@c.example",
                 "sudo netc confirm --root '/srv/x y'",
@@ -285,7 +300,7 @@ mod tests {
         );
         // An ordinary connection may share a ControlMaster's.
         let c = r.command(false, &r.args("plan", &[]));
-        assert!(!c.get_args().any(|a| a == "ControlPath=none"));
+        assert!(!c.get_args().any(|a| a == "-S"));
     }
 
     #[test]

@@ -385,6 +385,9 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     for h in ORDER {
         assert!(table.contains(&format!("{h:<9}  changes")), "{table}");
     }
+    // A host netc never set up has changes, not drift: its firewall changes come with
+    // their rules files.
+    assert_eq!(drift(&table), [0, 0, 0], "{table}");
 
     let o = site.netc(&["apply", "--all", "./topology/csc.csn"]);
     assert_exit(&o, 0, "");
@@ -452,7 +455,22 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     let o = site.netc(&["apply", "--host", "biloba", "topology/csc.csn"]);
     assert_exit(&o, 0, "");
     assert_eq!(stdout(&o), "biloba: no changes\n");
-    // One host with a change, from the bastion: applied under its timer and confirmed.
+    // One host with a change, from the bastion: applied under its timer and confirmed —
+    // over a connection of its own even when the admin's ssh command names a ControlPath
+    // (on ssh's command line, the first `-o` of an option wins).
+    let toml = site.dir().join("site/topology/netc.toml");
+    let admin = format!(
+        "\", \"-o\", \"ControlPath={}/admin-%C\"]\n",
+        site.dir().display()
+    );
+    let text = fs::read_to_string(&toml).unwrap();
+    fs::write(&toml, text.replacen("\"]\n", &admin, 1)).unwrap();
+    let log = site.dir().join("chamomile/sshd.log");
+    let logins = || {
+        let log = fs::read_to_string(&log).unwrap();
+        log.matches("Accepted publickey").count()
+    };
+    let logged_in = logins();
     site.edit_topology("allow vlan 529", "allow vlan 529\n    allow 203.0.113.9");
     let o = site.netc(&[
         "apply",
@@ -470,10 +488,52 @@ fn apply_all_builds_every_host_in_order_and_a_second_run_has_nothing_to_do() {
     );
     assert!(site.rules("chamomile").contains("203.0.113.9"));
     assert!(!site.pending("chamomile").exists());
+    // The admin's ControlMaster, then the confirmation's own connection.
+    assert_eq!(
+        logins() - logged_in,
+        2,
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
     assert!(
         !site.rules("ginkgo").contains("203.0.113.9"),
         "only chamomile"
     );
+    // A rule added by hand to netc's chain, its rules file current: drift on that host only.
+    site.host("chamomile").ns.ok(&[
+        "iptables",
+        "-A",
+        "MANAGEMENT-SERVICES",
+        "-s",
+        "203.0.113.7",
+        "-j",
+        "RETURN",
+    ]);
+    let o = site.netc(&["plan", "--all", "topology/csc.csn"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(drift(&stdout(&o)), [0, 1, 0], "{}", stdout(&o));
+    // A topology whose name starts with `-` (at the top of the repository) reaches the host
+    // as a name, not an option: a plan (its headers name `-csc.csn`, so files change).
+    let top = site.dir().join("site");
+    fs::copy(top.join("topology/csc.csn"), top.join("-csc.csn")).unwrap();
+    fs::copy(top.join("topology/netc.toml"), top.join("netc.toml")).unwrap();
+    let o = site.netc(&["plan", "--host", "biloba", "./-csc.csn"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("~ /etc/network/interfaces"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// The DRIFT column of `plan --all`'s table, a number per host.
+fn drift(table: &str) -> Vec<usize> {
+    table
+        .lines()
+        .skip(1)
+        .take(ORDER.len())
+        .map(|row| row.split_whitespace().last().unwrap().parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -646,6 +706,19 @@ fn another_version_and_an_unreachable_host_are_refused_before_anything_changes()
         site.host("ginkgo").oob
     );
     assert_exit(&o, 1, &refused);
+    // A shell that prints on stdout before the command runs (an echo in ~/.bashrc): said
+    // as that, not as another version.
+    let noisy = site.script(
+        "noisy-netc",
+        &format!("echo 'Welcome to biloba'; exec {NETC} \"$@\""),
+    );
+    site.settings(&[("biloba", &noisy)]);
+    let o = site.netc(&["plan", "--host", "biloba", "topology/csc.csn"]);
+    assert_exit(
+        &o,
+        1,
+        "the shell on biloba prints `Welcome to biloba` before netc's own output",
+    );
     // An ssh destination that leads to another machine (biloba, reached as chamomile).
     let config = fs::read_to_string(site.dir().join("ssh_config")).unwrap();
     let chamomile = format!(
@@ -738,6 +811,84 @@ fn the_ansible_playbook_reports_changed_and_ok_as_netc_says() {
     assert!(
         !site.rules("chamomile").contains("203.0.113.9"),
         "stopped at ginkgo"
+    );
+}
+
+/// VIPs that chain deeper than the playbook's three waves: its first play refuses the
+/// topology before any host is planned, instead of skipping the fourth wave in silence.
+#[test]
+fn the_ansible_playbook_refuses_a_wave_it_has_no_play_for() {
+    use std::os::unix::fs::PermissionsExt;
+    if !available("ansible, four waves", &["ansible-playbook"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut topo = "vlan 10 \"m\" {\n role management\n prefix 192.0.2.0/24\n}\n".to_string();
+    let hosts = ["a", "b", "c", "d"];
+    for (i, h) in hosts.iter().enumerate() {
+        topo += &format!(
+            "host {h} {{\n nic e0\n bridge br10 vlan 10 on e0 {{\n  address 192.0.2.{}\n }}\n}}\n",
+            i + 1
+        );
+    }
+    // a is b's master, b is c's, c is d's: d, c, b, a in waves 1 to 4.
+    for (i, pair) in hosts.windows(2).enumerate() {
+        topo += &format!(
+            "vip v{i} {{\n vlan 10\n address 192.0.2.{}\n router-id {}\n member {} priority 150\n \
+             member {} priority 100\n}}\n",
+            20 + i,
+            i + 1,
+            pair[0],
+            pair[1]
+        );
+    }
+    fs::write(d.join("deep.csn"), topo).unwrap();
+    let o = Command::new(NETC)
+        .args(["inventory", "deep.csn"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0, "");
+    assert!(stdout(&o).contains("netc_wave_4"), "{}", stdout(&o));
+    fs::write(d.join("inventory.json"), stdout(&o)).unwrap();
+    // A stand-in netc: every host has changes, every apply succeeds.
+    let netc = d.join("netc");
+    let calls = d.join("calls");
+    fs::write(
+        &netc,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\n[ \"$1\" = plan ] && exit 2\nexit 0\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&netc, fs::Permissions::from_mode(0o755)).unwrap();
+    let o = Command::new("ansible-playbook")
+        .arg("-i")
+        .arg(d.join("inventory.json"))
+        .arg(root().join("contrib/ansible/netc.yml"))
+        .args(["-e", &format!("netc={}", netc.display())])
+        .args(["-e", "netc_topology=deep.csn"])
+        .current_dir(d)
+        .env("HOME", d)
+        .env("ANSIBLE_HOME", d.join("ansible"))
+        .env("ANSIBLE_LOCAL_TEMP", d.join("ansible/tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    let stats = recap(&stdout(&o)).unwrap_or_else(|| panic!("no PLAY RECAP: {}", stdout(&o)));
+    assert_eq!(stats["a"]["failed"], 1, "{stats}");
+    assert!(
+        stdout(&o).contains("a is in wave 4, and this playbook has plays for waves 1 to 3"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !calls.exists(),
+        "netc ran: {}",
+        fs::read_to_string(&calls).unwrap()
     );
 }
 
