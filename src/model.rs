@@ -39,7 +39,7 @@ impl Family {
         self.pick("IPv4", "IPv6")
     }
 
-    /// The short suffix of per-family names: `rules.v4`, `mariadb_v6`, `CHAIN_v4_24`.
+    /// The short suffix of per-family names: `netc.v4`, `mariadb_v6`, `CHAIN_v4_24`.
     pub fn suffix(self) -> &'static str {
         self.pick("v4", "v6")
     }
