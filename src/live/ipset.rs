@@ -168,6 +168,8 @@ fn swap(out: &mut String, name: &str, set: &Set) {
 
 /// Whether `live` (`ipset save`) holds what loading `payload` (a [`plan`]'s restore or
 /// undo) leaves: each set it ends with, with exactly its elements; each it destroys, gone.
+/// The temporary sets of a swap are left out: no rule of netc's matches them, and one that
+/// could not be destroyed (someone else's rule matches it) is not a change netc made.
 pub fn left_by(payload: &str, live: &str) -> bool {
     let mut end: BTreeMap<String, Option<BTreeSet<IpNet>>> = BTreeMap::new();
     for line in payload.lines() {
@@ -193,6 +195,7 @@ pub fn left_by(payload: &str, live: &str) -> bool {
         }
     }
     let have = sets(live);
+    end.retain(|name, _| !name.starts_with("netc-swap-"));
     end.iter().all(|(name, set)| match set {
         None => !have.contains_key(name),
         Some(elements) => have.get(name).is_some_and(|h| h.elements == *elements),
