@@ -146,6 +146,20 @@ pub fn plan(rendered: &str, live: &str) -> Plan {
     p
 }
 
+/// The input that puts back, as `live` (`ipset save`) has them now, the sets of these names
+/// that it has: created if they are gone by then (removed by hand once netc's rules no longer
+/// matched them), their elements swapped in. The undo of an apply after which netc's rules no
+/// longer match them: the rules it restores match them again.
+pub fn kept(names: &[String], live: &str) -> Option<String> {
+    let have = sets(live);
+    let mut out = String::new();
+    for (name, set) in names.iter().filter_map(|n| Some((n, have.get(n)?))) {
+        out += &format!("create {name} {}\n", set.options.join(" "));
+        swap(&mut out, name, set);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// `create` and `add` lines of a set.
 fn fill(out: &mut String, name: &str, set: &Set) {
     *out += &format!("create {name} {}\n", set.options.join(" "));
@@ -264,6 +278,15 @@ mod tests {
         );
         assert!(p.undo.contains("initval 0x1"), "{}", p.undo);
         assert_eq!(p.changes, vec!["ipset CS_v4: swap in 2 prefixes (+1 −1)"]);
+    }
+
+    #[test]
+    fn kept_sets_are_made_again_as_they_are() {
+        let live = "create CS_v4 hash:net family inet hashsize 1024 maxelem 65536\nadd CS_v4 10.0.0.1\ncreate X_v6 hash:net family inet6\n";
+        let undo = kept(&["CS_v4".into(), "gone_v4".into()], live).unwrap();
+        assert!(undo.starts_with("create CS_v4 hash:net family inet hashsize 1024 maxelem 65536\ndestroy netc-swap-inet\n"), "{undo}");
+        assert!(left_by(&undo, live) && !left_by(&undo, ""));
+        assert_eq!(kept(&["gone_v4".into()], live), None);
     }
 
     #[test]
