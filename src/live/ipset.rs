@@ -18,6 +18,9 @@ use ipnet::IpNet;
 struct Set {
     options: Vec<String>,
     elements: BTreeSet<IpNet>,
+    /// Elements whose `add` line says more (`nomatch`: the prefix is excluded, not matched;
+    /// `timeout 30`: it goes by itself), with those words: never netc's.
+    flagged: BTreeMap<IpNet, String>,
 }
 
 impl Set {
@@ -47,13 +50,18 @@ fn sets(save: &str) -> BTreeMap<String, Set> {
                     Set {
                         options,
                         elements: BTreeSet::new(),
+                        flagged: BTreeMap::new(),
                     },
                 );
             }
             (Some("add"), Some(name)) => {
                 let element = words.next().and_then(prefix);
+                let rest = words.collect::<Vec<_>>().join(" ");
                 if let (Some(set), Some(e)) = (out.get_mut(name), element) {
-                    set.elements.insert(e);
+                    match rest.is_empty() {
+                        true => set.elements.insert(e),
+                        false => set.flagged.insert(e, rest).is_none(),
+                    };
                 }
             }
             _ => {}
@@ -126,10 +134,10 @@ pub fn plan(rendered: &str, live: &str) -> Plan {
                 old.options.join(" "),
                 set.options.join(" ")
             )),
-            Some(old) if old.elements == set.elements => {}
+            Some(old) if old.elements == set.elements && old.flagged.is_empty() => {}
             Some(old) => {
                 let added = set.elements.difference(&old.elements).count();
-                let removed = old.elements.difference(&set.elements).count();
+                let removed = old.elements.difference(&set.elements).count() + old.flagged.len();
                 p.changes.push(format!(
                     "ipset {name}: swap in {} prefixes (+{added} −{removed})",
                     set.elements.len()
@@ -166,6 +174,9 @@ fn fill(out: &mut String, name: &str, set: &Set) {
     for e in &set.elements {
         *out += &format!("add {name} {}\n", element(e));
     }
+    for (e, rest) in &set.flagged {
+        *out += &format!("add {name} {} {rest}\n", element(e));
+    }
 }
 
 /// Fills a temporary set and swaps it with `name`; the temporary one (then holding the old
@@ -181,20 +192,21 @@ fn swap(out: &mut String, name: &str, set: &Set) {
 }
 
 /// Whether `live` (`ipset save`) holds what loading `payload` (a [`plan`]'s restore or
-/// undo) leaves: each set it ends with, with exactly its elements; each it destroys, gone.
+/// undo) leaves: each set it ends with, with exactly its elements (flagged ones flagged,
+/// whatever a timeout has counted down to); each it destroys, gone.
 /// The temporary sets of a swap are left out: no rule of netc's matches them, and one that
 /// could not be destroyed (someone else's rule matches it) is not a change netc made.
 pub fn left_by(payload: &str, live: &str) -> bool {
-    let mut end: BTreeMap<String, Option<BTreeSet<IpNet>>> = BTreeMap::new();
+    let mut end: BTreeMap<String, Option<BTreeSet<(IpNet, bool)>>> = BTreeMap::new();
     for line in payload.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words[..] {
             ["create", name, ..] => {
                 end.insert(name.to_string(), Some(BTreeSet::new()));
             }
-            ["add", name, e, ..] => {
+            ["add", name, e, ref rest @ ..] => {
                 if let (Some(Some(set)), Some(e)) = (end.get_mut(name), prefix(e)) {
-                    set.insert(e);
+                    set.insert((e, !rest.is_empty()));
                 }
             }
             ["destroy", name] => {
@@ -212,7 +224,11 @@ pub fn left_by(payload: &str, live: &str) -> bool {
     end.retain(|name, _| !name.starts_with("netc-swap-"));
     end.iter().all(|(name, set)| match set {
         None => !have.contains_key(name),
-        Some(elements) => have.get(name).is_some_and(|h| h.elements == *elements),
+        Some(elements) => have.get(name).is_some_and(|h| {
+            let plain = h.elements.iter().map(|e| (*e, false));
+            let flagged = h.flagged.keys().map(|e| (*e, true));
+            plain.chain(flagged).collect::<BTreeSet<_>>() == *elements
+        }),
     })
 }
 
@@ -278,6 +294,26 @@ mod tests {
         );
         assert!(p.undo.contains("initval 0x1"), "{}", p.undo);
         assert_eq!(p.changes, vec!["ipset CS_v4: swap in 2 prefixes (+1 −1)"]);
+    }
+
+    /// An exclusion (`nomatch`) or an element that times out is not netc's element: swapped
+    /// out, and put back as it was by the undo.
+    #[test]
+    fn flagged_elements_are_swapped_out() {
+        let live = "create CS_v4 hash:net family inet hashsize 1024 maxelem 65536\nadd CS_v4 10.0.0.1 nomatch\nadd CS_v4 10.1.0.0/16\n";
+        let p = plan(RENDERED, live);
+        assert_eq!(p.changes, vec!["ipset CS_v4: swap in 2 prefixes (+1 −1)"]);
+        assert!(
+            p.undo.contains("add netc-swap-inet 10.0.0.1 nomatch\n"),
+            "{}",
+            p.undo
+        );
+        assert!(left_by(&p.undo, live));
+        assert!(!left_by(&p.restore.unwrap(), live));
+        let timing = "create CS_v4 hash:net family inet timeout 60\nadd CS_v4 10.0.0.1 timeout 59\nadd CS_v4 10.1.0.0/16 timeout 59\n";
+        let p = plan(RENDERED, timing);
+        assert!(p.restore.is_some());
+        assert!(left_by(&p.undo, &timing.replace("59", "12")));
     }
 
     #[test]

@@ -944,6 +944,23 @@ fn large_policies_apply_as_ipsets_swapped_on_change() {
     assert!(sets().contains("add CLOUDSTACK-SERVICES_v4 198.18.0.7\n"));
     let o = h.netc("plan", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // The same prefix as an exclusion: the source is no longer allowed.
+    h.ns.ok(&["ipset", "del", "CLOUDSTACK-SERVICES_v4", "198.18.0.7"]);
+    h.ns.ok(&[
+        "ipset",
+        "add",
+        "CLOUDSTACK-SERVICES_v4",
+        "198.18.0.7",
+        "nomatch",
+    ]);
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ ipset CLOUDSTACK-SERVICES_v4: swap in 40 prefixes (+1 −1)"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    assert!(sets().contains("add CLOUDSTACK-SERVICES_v4 198.18.0.7\n"));
 }
 
 /// 40 IPv4 hosts and 40 IPv6 /64s more in CLOUDSTACK-SERVICES: a set for each family.
