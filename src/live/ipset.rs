@@ -18,6 +18,9 @@ use ipnet::IpNet;
 struct Set {
     options: Vec<String>,
     elements: BTreeSet<IpNet>,
+    /// Elements whose `add` line says more (`nomatch`: the prefix is excluded, not matched;
+    /// `timeout 30`: it goes by itself), with those words: never netc's.
+    flagged: BTreeMap<IpNet, String>,
 }
 
 impl Set {
@@ -47,13 +50,18 @@ fn sets(save: &str) -> BTreeMap<String, Set> {
                     Set {
                         options,
                         elements: BTreeSet::new(),
+                        flagged: BTreeMap::new(),
                     },
                 );
             }
             (Some("add"), Some(name)) => {
                 let element = words.next().and_then(prefix);
+                let rest = words.collect::<Vec<_>>().join(" ");
                 if let (Some(set), Some(e)) = (out.get_mut(name), element) {
-                    set.elements.insert(e);
+                    match rest.is_empty() {
+                        true => set.elements.insert(e),
+                        false => set.flagged.insert(e, rest).is_none(),
+                    };
                 }
             }
             _ => {}
@@ -126,10 +134,10 @@ pub fn plan(rendered: &str, live: &str) -> Plan {
                 old.options.join(" "),
                 set.options.join(" ")
             )),
-            Some(old) if old.elements == set.elements => {}
+            Some(old) if old.elements == set.elements && old.flagged.is_empty() => {}
             Some(old) => {
                 let added = set.elements.difference(&old.elements).count();
-                let removed = old.elements.difference(&set.elements).count();
+                let removed = old.elements.difference(&set.elements).count() + old.flagged.len();
                 p.changes.push(format!(
                     "ipset {name}: swap in {} prefixes (+{added} −{removed})",
                     set.elements.len()
@@ -146,11 +154,28 @@ pub fn plan(rendered: &str, live: &str) -> Plan {
     p
 }
 
+/// The input that puts back, as `live` (`ipset save`) has them now, the sets of these names
+/// that it has: created if they are gone by then (removed by hand once netc's rules no longer
+/// matched them), their elements swapped in. The undo of an apply after which netc's rules no
+/// longer match them: the rules it restores match them again.
+pub fn kept(names: &[String], live: &str) -> Option<String> {
+    let have = sets(live);
+    let mut out = String::new();
+    for (name, set) in names.iter().filter_map(|n| Some((n, have.get(n)?))) {
+        out += &format!("create {name} {}\n", set.options.join(" "));
+        swap(&mut out, name, set);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// `create` and `add` lines of a set.
 fn fill(out: &mut String, name: &str, set: &Set) {
     *out += &format!("create {name} {}\n", set.options.join(" "));
     for e in &set.elements {
         *out += &format!("add {name} {}\n", element(e));
+    }
+    for (e, rest) in &set.flagged {
+        *out += &format!("add {name} {} {rest}\n", element(e));
     }
 }
 
@@ -167,18 +192,21 @@ fn swap(out: &mut String, name: &str, set: &Set) {
 }
 
 /// Whether `live` (`ipset save`) holds what loading `payload` (a [`plan`]'s restore or
-/// undo) leaves: each set it ends with, with exactly its elements; each it destroys, gone.
+/// undo) leaves: each set it ends with, with exactly its elements (flagged ones flagged,
+/// whatever a timeout has counted down to); each it destroys, gone.
+/// The temporary sets of a swap are left out: no rule of netc's matches them, and one that
+/// could not be destroyed (someone else's rule matches it) is not a change netc made.
 pub fn left_by(payload: &str, live: &str) -> bool {
-    let mut end: BTreeMap<String, Option<BTreeSet<IpNet>>> = BTreeMap::new();
+    let mut end: BTreeMap<String, Option<BTreeSet<(IpNet, bool)>>> = BTreeMap::new();
     for line in payload.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words[..] {
             ["create", name, ..] => {
                 end.insert(name.to_string(), Some(BTreeSet::new()));
             }
-            ["add", name, e, ..] => {
+            ["add", name, e, ref rest @ ..] => {
                 if let (Some(Some(set)), Some(e)) = (end.get_mut(name), prefix(e)) {
-                    set.insert(e);
+                    set.insert((e, !rest.is_empty()));
                 }
             }
             ["destroy", name] => {
@@ -193,9 +221,14 @@ pub fn left_by(payload: &str, live: &str) -> bool {
         }
     }
     let have = sets(live);
+    end.retain(|name, _| !name.starts_with("netc-swap-"));
     end.iter().all(|(name, set)| match set {
         None => !have.contains_key(name),
-        Some(elements) => have.get(name).is_some_and(|h| h.elements == *elements),
+        Some(elements) => have.get(name).is_some_and(|h| {
+            let plain = h.elements.iter().map(|e| (*e, false));
+            let flagged = h.flagged.keys().map(|e| (*e, true));
+            plain.chain(flagged).collect::<BTreeSet<_>>() == *elements
+        }),
     })
 }
 
@@ -261,6 +294,35 @@ mod tests {
         );
         assert!(p.undo.contains("initval 0x1"), "{}", p.undo);
         assert_eq!(p.changes, vec!["ipset CS_v4: swap in 2 prefixes (+1 −1)"]);
+    }
+
+    /// An exclusion (`nomatch`) or an element that times out is not netc's element: swapped
+    /// out, and put back as it was by the undo.
+    #[test]
+    fn flagged_elements_are_swapped_out() {
+        let live = "create CS_v4 hash:net family inet hashsize 1024 maxelem 65536\nadd CS_v4 10.0.0.1 nomatch\nadd CS_v4 10.1.0.0/16\n";
+        let p = plan(RENDERED, live);
+        assert_eq!(p.changes, vec!["ipset CS_v4: swap in 2 prefixes (+1 −1)"]);
+        assert!(
+            p.undo.contains("add netc-swap-inet 10.0.0.1 nomatch\n"),
+            "{}",
+            p.undo
+        );
+        assert!(left_by(&p.undo, live));
+        assert!(!left_by(&p.restore.unwrap(), live));
+        let timing = "create CS_v4 hash:net family inet timeout 60\nadd CS_v4 10.0.0.1 timeout 59\nadd CS_v4 10.1.0.0/16 timeout 59\n";
+        let p = plan(RENDERED, timing);
+        assert!(p.restore.is_some());
+        assert!(left_by(&p.undo, &timing.replace("59", "12")));
+    }
+
+    #[test]
+    fn kept_sets_are_made_again_as_they_are() {
+        let live = "create CS_v4 hash:net family inet hashsize 1024 maxelem 65536\nadd CS_v4 10.0.0.1\ncreate X_v6 hash:net family inet6\n";
+        let undo = kept(&["CS_v4".into(), "gone_v4".into()], live).unwrap();
+        assert!(undo.starts_with("create CS_v4 hash:net family inet hashsize 1024 maxelem 65536\ndestroy netc-swap-inet\n"), "{undo}");
+        assert!(left_by(&undo, live) && !left_by(&undo, ""));
+        assert_eq!(kept(&["gone_v4".into()], live), None);
     }
 
     #[test]

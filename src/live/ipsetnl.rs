@@ -9,8 +9,11 @@
 //! into a journal's undo) is [`Unsupported`]: the caller then runs the `ipset` tool, which
 //! knows everything. The semantics are `-exist`'s: creating a set that exists with the
 //! same settings, adding an element it holds and destroying a set that is gone are not
-//! errors. Requests are carried out in order and the first refusal stops the rest, as
-//! `ipset restore` stops at its first failing line.
+//! errors. The kernel carries out every request of a datagram, even after one it refused
+//! (`ipset restore` stops at its first failing line), so the destroys that clear a set
+//! before it is made anew (a temporary set left over by an interrupted apply) go first, in
+//! a datagram of their own: when one is refused (a rule of someone else's matches that
+//! set), nothing else is sent — no element goes into that set and it is not swapped in.
 
 use std::io;
 use std::net::IpAddr;
@@ -179,6 +182,37 @@ pub fn restore(input: &str) -> Result<io::Result<()>, Unsupported> {
 fn send(commands: &[Command]) -> io::Result<()> {
     let mut socket = Socket::open()?;
     let revision = revision(&mut socket, commands)?;
+    let (clear, rest) = clearing_first(commands);
+    exchange(&mut socket, &clear, revision)?;
+    exchange(&mut socket, &rest, revision)
+}
+
+/// The destroys of sets no earlier request touches (moved to the front, they do the same),
+/// and the other requests in their order.
+fn clearing_first(commands: &[Command]) -> (Vec<Command>, Vec<Command>) {
+    let names = |c: &Command| match c {
+        Command::Create { name, .. } | Command::Add { name, .. } | Command::Destroy { name } => {
+            vec![name.clone()]
+        }
+        Command::Swap { from, to } => vec![from.clone(), to.clone()],
+    };
+    let (mut clear, mut rest) = (Vec::new(), Vec::<Command>::new());
+    for c in commands {
+        match c {
+            Command::Destroy { name } if !rest.iter().any(|r| names(r).contains(name)) => {
+                clear.push(c.clone())
+            }
+            _ => rest.push(c.clone()),
+        }
+    }
+    (clear, rest)
+}
+
+/// Sends `commands` in one datagram; the first refusal among them is the error.
+fn exchange(socket: &mut Socket, commands: &[Command], revision: [u8; 2]) -> io::Result<()> {
+    if commands.is_empty() {
+        return Ok(());
+    }
     let mut requests = Vec::new();
     let mut what: Vec<(u32, String, bool)> = Vec::new();
     let mut i = 0;
@@ -399,6 +433,22 @@ mod tests {
         ] {
             assert!(parse(other).is_err(), "{other}");
         }
+    }
+
+    /// A swap's clearing destroy goes first, alone; the destroy after its swap stays there.
+    #[test]
+    fn destroys_that_clear_a_set_go_first() {
+        let input = "destroy netc-swap-inet\ncreate netc-swap-inet hash:net family inet\nadd netc-swap-inet 10.0.0.0/8\nswap netc-swap-inet A_v4\ndestroy netc-swap-inet\ndestroy netc-swap-inet6\ncreate netc-swap-inet6 hash:net family inet6\nswap netc-swap-inet6 A_v6\ndestroy netc-swap-inet6\n";
+        let commands = parse(input).unwrap();
+        let (clear, rest) = clearing_first(&commands);
+        let destroy = |name: &str| Command::Destroy { name: name.into() };
+        assert_eq!(
+            clear,
+            vec![destroy("netc-swap-inet"), destroy("netc-swap-inet6")]
+        );
+        assert_eq!(rest.len(), 7);
+        assert_eq!(rest[3], destroy("netc-swap-inet"));
+        assert_eq!(rest[6], destroy("netc-swap-inet6"));
     }
 
     /// Elements go into few messages, each under the size bound, all of one set.

@@ -127,9 +127,11 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         file_change(&mut plan, kind, on_host, old, new, action);
     }
     let rendered: Vec<ArtefactKind> = artefacts.iter().map(|a| a.kind).collect();
-    unused_sets(&artefacts, live, &mut plan)?;
+    let unused = unused_sets(&artefacts, live, &mut plan)?;
     let gone = no_longer_rendered(&rendered, &fw.families, live, &mut plan)?;
     fw.steps.extend(gone);
+    // After the rules stop matching them, so that their undo puts the sets back first.
+    fw.steps.extend(unused);
     super::retired::plan(live.root, &mut plan)?;
     // The live firewall last: the files that restore it at boot are in place by then.
     plan.steps.extend(fw.steps);
@@ -192,34 +194,41 @@ impl Firewall {
 
 /// netc's ipsets that its rules stop matching (a policy shrunk below the threshold, a chain
 /// renamed, the nftables target): apply leaves them in the kernel, and says so once, while
-/// the ipsets file it installed still names them.
+/// the ipsets file it installed still names them. The step it returns changes nothing; its
+/// undo puts the sets back as they are now (once removed by hand, the rules a rollback
+/// restores would match sets that are gone).
 fn unused_sets(
     artefacts: &[render::Artefact],
     live: &Live,
     plan: &mut Plan,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<(Step, Step)>> {
     let path = live.root.join(ArtefactKind::Ipsets.path());
     let Some(old) = read_text_opt(&install::resolve_in(live.root, &path)?)? else {
-        return Ok(());
+        return Ok(None);
     };
     if !old.starts_with(GENERATED) {
-        return Ok(());
+        return Ok(None);
     }
     let new = artefacts.iter().find(|a| a.kind == ArtefactKind::Ipsets);
     let dropped = ipset::dropped(&old, new.map(|a| a.text.as_str()));
     if dropped.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // A note only: without ipset, there is nothing to say.
     let Ok(save) = (live.ipset_save)() else {
-        return Ok(());
+        return Ok(None);
     };
     for name in dropped.iter().filter(|n| ipset::exists(&save, n)) {
         plan.notes.push(format!(
             "ipset {name} is no longer matched by netc's rules; it stays in the kernel until removed by hand (ipset destroy {name})"
         ));
     }
-    Ok(())
+    Ok(ipset::kept(&dropped, &save).map(|undo| {
+        let keep = Step::Ipset {
+            restore: String::new(),
+        };
+        (keep, Step::Ipset { restore: undo })
+    }))
 }
 
 /// A file to install or remove: shown, and a step with its inverse.

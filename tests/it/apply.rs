@@ -855,16 +855,7 @@ fn large_policies_apply_as_ipsets_swapped_on_change() {
         return;
     }
     let h = Host::new("ipset");
-    let many4: String = (1..=40)
-        .map(|i| format!("    allow 198.18.0.{i}\n"))
-        .collect();
-    let many6: String = (1..=40)
-        .map(|i| format!("    allow 2001:db8:5:{i:x}::/64\n"))
-        .collect();
-    h.edit_topology(&[(
-        "    allow vlan 529\n",
-        &format!("    allow vlan 529\n{many4}{many6}"),
-    )]);
+    large_policy(&h);
     // Undone, a first apply takes the rules off the sets before destroying them.
     h.apply_ok(&["--confirm", "600"]);
     assert!(
@@ -953,6 +944,97 @@ fn large_policies_apply_as_ipsets_swapped_on_change() {
     assert!(sets().contains("add CLOUDSTACK-SERVICES_v4 198.18.0.7\n"));
     let o = h.netc("plan", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // The same prefix as an exclusion: the source is no longer allowed.
+    h.ns.ok(&["ipset", "del", "CLOUDSTACK-SERVICES_v4", "198.18.0.7"]);
+    h.ns.ok(&[
+        "ipset",
+        "add",
+        "CLOUDSTACK-SERVICES_v4",
+        "198.18.0.7",
+        "nomatch",
+    ]);
+    let o = h.netc("plan", &[]);
+    assert!(
+        stdout(&o).contains("~ ipset CLOUDSTACK-SERVICES_v4: swap in 40 prefixes (+1 −1)"),
+        "{}",
+        stdout(&o)
+    );
+    h.apply_ok(&[]);
+    assert!(sets().contains("add CLOUDSTACK-SERVICES_v4 198.18.0.7\n"));
+}
+
+/// 40 IPv4 hosts and 40 IPv6 /64s more in CLOUDSTACK-SERVICES: a set for each family.
+fn large_policy(h: &Host) {
+    let many4: String = (1..=40)
+        .map(|i| format!("    allow 198.18.0.{i}\n"))
+        .collect();
+    let many6: String = (1..=40)
+        .map(|i| format!("    allow 2001:db8:5:{i:x}::/64\n"))
+        .collect();
+    h.edit_topology(&[(
+        "    allow vlan 529\n",
+        &format!("    allow vlan 529\n{many4}{many6}"),
+    )]);
+}
+
+/// A set under the swap's temporary name that someone else's rule matches cannot be
+/// destroyed: apply stops there. The kernel would carry out the requests after a refused
+/// one, filling that set and swapping it (with its own element) into netc's.
+#[test]
+fn a_temporary_set_in_use_stops_the_swap_before_anything_changes() {
+    if !ready() || !available("ipset apply", &["ipset", "iptables"]) {
+        return;
+    }
+    let h = Host::new("ipset-busy");
+    large_policy(&h);
+    h.apply_ok(&[]);
+    let options = ["hashsize", "1024", "maxelem", "65536"];
+    h.ns.ok(&[
+        &[
+            "ipset",
+            "create",
+            "netc-swap-inet",
+            "hash:net",
+            "family",
+            "inet",
+        ][..],
+        &options,
+    ]
+    .concat());
+    h.ns.ok(&["ipset", "add", "netc-swap-inet", "10.66.66.0/24"]);
+    h.ns.ok(&[
+        "iptables",
+        "-A",
+        "FORWARD",
+        "-m",
+        "set",
+        "--match-set",
+        "netc-swap-inet",
+        "src",
+        "-j",
+        "ACCEPT",
+    ]);
+    let before = h.ns.ok(&["ipset", "save"]);
+    h.edit_topology(&[("    allow 198.18.0.40\n", "    allow 198.18.1.40\n")]);
+    let o = h.netc("apply", &[]);
+    assert_exit(&o, 1, "the kernel refused destroying set netc-swap-inet");
+    assert!(
+        stderr(&o).contains("the host is as it was"),
+        "{}",
+        stderr(&o)
+    );
+    let after = h.ns.ok(&["ipset", "save"]);
+    let elements = |save: &str| {
+        let mut v: Vec<String> = save
+            .lines()
+            .filter(|l| l.starts_with("add "))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(elements(&after), elements(&before));
+    assert!(!h.journal().exists());
 }
 
 /// With iptables-nft, apply records the ruleset's generation: a plan while no table has

@@ -312,7 +312,8 @@ fn apply_killed_at_every_netlink_request_recovers_to_one_state() {
     kill_everywhere("sendto");
 }
 
-/// The same with ipsets: their requests go in one datagram (a kill on entering it leaves
+/// The same with ipsets: their requests go in one datagram after the one that clears a
+/// leftover temporary set (a kill on entering either leaves
 /// the sets as they were), and the journal's undo swaps or destroys what a kill left.
 #[test]
 fn apply_with_ipsets_killed_at_every_netlink_request_recovers_to_one_state() {

@@ -514,3 +514,47 @@ fn an_ipset_netc_stops_matching_is_named() {
     fs::remove_file(h.dir.path().join("netc.toml")).unwrap();
     assert!(!h.apply_ok(&[]).contains("no longer matched"));
 }
+
+/// Attack: the set an apply stops matching, removed by hand as that apply says, is made
+/// again by the rollback before the rules that match it come back (they could not load
+/// without it); kept, the rollback leaves it as it was.
+#[test]
+fn a_rollback_puts_back_the_set_removed_by_hand() {
+    if !ready() || !crate::netns::available("ipset apply", &["ipset", "unshare"]) {
+        return;
+    }
+    let h = Host::new("unused-set-back");
+    let small = fs::read_to_string(h.dir.path().join("topology.csn")).unwrap();
+    let many: String = (1..=40)
+        .map(|i| format!("    allow 198.18.0.{i}\n"))
+        .collect();
+    h.edit_topology(&[(
+        "    allow vlan 529\n",
+        &format!("    allow vlan 529\n{many}"),
+    )]);
+    h.apply_ok(&[]);
+    let elements = || {
+        let save = h.ns.ok(&["ipset", "save"]);
+        let mut v: Vec<String> = save
+            .lines()
+            .filter(|l| l.starts_with("add "))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let (sets, rules) = (elements(), h.ns.ok(&["iptables-save", "-t", "filter"]));
+    fs::write(h.dir.path().join("topology.csn"), &small).unwrap();
+    for destroy in [true, false] {
+        h.apply_ok(&["--confirm", "600"]);
+        if destroy {
+            h.ns.ok(&["ipset", "destroy", "CLOUDSTACK-SERVICES_v4"]);
+        }
+        let o = h.state_cmd("rollback", &[]);
+        assert_exit(&o, 0, "the host is as it was");
+        assert_eq!(elements(), sets);
+        let now = h.ns.ok(&["iptables-save", "-t", "filter"]);
+        let strip = |s: &str| -> String { s.lines().filter(|l| !l.starts_with('#')).collect() };
+        assert_eq!(strip(&now), strip(&rules));
+    }
+}
