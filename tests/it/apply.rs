@@ -105,6 +105,11 @@ impl Host {
 
     /// `netc <verb> topology.csn --host chamomile --root ROOT [extra]`.
     pub(crate) fn netc(&self, verb: &str, extra: &[&str]) -> Output {
+        self.netc_command(verb, extra).output().unwrap()
+    }
+
+    /// The command [`Host::netc`] runs, for a test to add to (its environment).
+    pub(crate) fn netc_command(&self, verb: &str, extra: &[&str]) -> Command {
         let root = self.root();
         let mut args = vec![
             verb,
@@ -118,7 +123,7 @@ impl Host {
             args.push("--force-host");
         }
         args.extend(extra);
-        self.command(&args).output().unwrap()
+        self.command(&args)
     }
 
     /// `netc <verb> --root ROOT [extra]` (confirm, rollback).
@@ -204,6 +209,11 @@ impl Monitor {
         }
         kept.join("\n")
     }
+}
+
+/// PATH with `dir` first: its programs stand in for the real ones.
+fn path_first(dir: &Path) -> String {
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
 }
 
 pub(crate) fn ready() -> bool {
@@ -508,18 +518,8 @@ fn the_lockout_guard_keeps_the_ssh_session_address() {
     h.apply_ok(&[]);
     h.edit_topology(&[("address 198.51.100.23", "address 198.51.100.24")]);
     let kernel = h.kernel();
-    let root = h.root();
-    let args = [
-        "apply",
-        "topology.csn",
-        "--host",
-        "chamomile",
-        "--force-host",
-        "--root",
-        root.to_str().unwrap(),
-    ];
     let o = h
-        .command(&args)
+        .netc_command("apply", &[])
         .env("SSH_CONNECTION", "198.51.100.77 50022 198.51.100.23 22")
         .output()
         .unwrap();
@@ -531,7 +531,7 @@ fn the_lockout_guard_keeps_the_ssh_session_address() {
     assert_eq!(h.kernel(), kernel, "nothing changed");
     // A session over the other VLAN is not in the way.
     let o = h
-        .command(&args)
+        .netc_command("apply", &[])
         .env("SSH_CONNECTION", "172.19.168.7 50022 172.19.168.23 22")
         .output()
         .unwrap();
@@ -822,23 +822,9 @@ fn apply_logging_ipset(h: &Host) -> (String, String) {
     );
     fs::write(&ipset, script).unwrap();
     fs::set_permissions(&ipset, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let root = h.root();
-    let path = format!(
-        "{}:{}",
-        meddler.path().display(),
-        std::env::var("PATH").unwrap()
-    );
     let o = h
-        .command(&[
-            "apply",
-            "topology.csn",
-            "--host",
-            "chamomile",
-            "--force-host",
-            "--root",
-            root.to_str().unwrap(),
-        ])
-        .env("PATH", path)
+        .netc_command("apply", &[])
+        .env("PATH", path_first(meddler.path()))
         .output()
         .unwrap();
     assert_exit(&o, 0, "");
@@ -1130,25 +1116,9 @@ fn plan_reads_iptables_again_once_any_table_changed() {
     )
     .unwrap();
     h.edit_topology(&[("address 198.51.100.23", "address 198.51.100.24")]);
-    let root = h.root();
     let o = h
-        .command(&[
-            "apply",
-            "topology.csn",
-            "--host",
-            "chamomile",
-            "--force-host",
-            "--root",
-            root.to_str().unwrap(),
-        ])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                meddler.path().display(),
-                std::env::var("PATH").unwrap()
-            ),
-        )
+        .netc_command("apply", &[])
+        .env("PATH", path_first(meddler.path()))
         .output()
         .unwrap();
     assert_exit(&o, 0, "applied");
