@@ -267,6 +267,25 @@ fn bring_up_in_a_vm(topo: &Topology) {
     );
 }
 
+/// A folder for tests/vm/boot with this build's netc in `bin/`, without its debug info
+/// (about 80 MB: it would not fit in the VM's 512 MB with the unpacked initramfs; binutils'
+/// strip comes with build-essential).
+fn with_netc() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let netc = dir.path().join("bin/netc");
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_netc"), &netc).unwrap();
+    let strip = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg(&netc)
+        .status();
+    assert!(
+        strip.is_ok_and(|s| s.success()),
+        "strip --strip-debug failed"
+    );
+    dir
+}
+
 /// `netc apply` creates real 802.1Q subinterfaces: chamomile in a VM, with a peer on the
 /// other end of each NIC's wire. Apply again: nothing to do.
 #[test]
@@ -277,20 +296,8 @@ fn apply_creates_vlans_in_a_vm() {
     ) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_netc();
     let d = dir.path();
-    std::fs::create_dir(d.join("bin")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_netc"), d.join("bin/netc")).unwrap();
-    // The debug build's debug info (about 80 MB) would not fit in the VM's 512 MB with the
-    // unpacked initramfs; binutils' strip comes with build-essential.
-    let strip = std::process::Command::new("strip")
-        .arg("--strip-debug")
-        .arg(d.join("bin/netc"))
-        .status();
-    assert!(
-        strip.is_ok_and(|s| s.success()),
-        "strip --strip-debug failed"
-    );
     std::fs::copy(root().join("topology/csc.csn"), d.join("csc.csn")).unwrap();
     // The firewall as nftables: nft and its modules go into the VM.
     std::fs::write(d.join("netc.toml"), "[firewall]\ntarget = \"nftables\"\n").unwrap();
@@ -358,13 +365,8 @@ fn apply_creates_bonds_in_a_vm() {
     ) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_netc();
     let d = dir.path();
-    std::fs::create_dir(d.join("bin")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_netc"), d.join("bin/netc")).unwrap();
-    let _ = std::process::Command::new("strip")
-        .arg(d.join("bin/netc"))
-        .status();
     std::fs::copy(
         root().join("topology/examples/advanced-zone.csn"),
         d.join("zone.csn"),
