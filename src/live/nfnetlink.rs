@@ -114,6 +114,17 @@ pub fn attr(buf: &[u8], kind: u16) -> Option<&[u8]> {
     attrs(buf).find(|(k, _)| *k == kind).map(|(_, v)| v)
 }
 
+/// The first attribute of type `kind` as text (a NUL at its end dropped).
+pub fn attr_text(buf: &[u8], kind: u16) -> Option<String> {
+    let v = attr(buf, kind)?;
+    Some(String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned())
+}
+
+/// The first attribute of type `kind` as a big-endian `u32` (nf_tables' numbers).
+pub fn attr_be32(buf: &[u8], kind: u16) -> Option<u32> {
+    attr(buf, kind)?.try_into().ok().map(u32::from_be_bytes)
+}
+
 /// Whether `buf` is exactly a list of well-formed attributes (a nest).
 pub fn is_nest(buf: &[u8]) -> bool {
     let mut used = 0;
@@ -287,9 +298,7 @@ impl Socket {
                     continue;
                 }
                 // NFTA_GEN_ID
-                let id = attr(m.body, 1).and_then(|v| v.try_into().ok());
-                return id
-                    .map(u32::from_be_bytes)
+                return attr_be32(m.body, 1)
                     .ok_or_else(|| io::Error::other("no generation id in the kernel's answer"));
             }
         }
@@ -382,11 +391,7 @@ pub struct Answers {
 
 /// What a message of a batch does, for an error.
 fn describe(m: Message) -> String {
-    let name = |k| {
-        attr(m.body, k)
-            .map(|v| String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned())
-            .unwrap_or_default()
-    };
+    let name = |k| attr_text(m.body, k).unwrap_or_default();
     match m.kind {
         kind::NEWTABLE => "the table".to_string(),
         kind::NEWCHAIN => format!("chain {}", name(3)),
