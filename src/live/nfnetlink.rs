@@ -283,25 +283,20 @@ impl Socket {
 
     /// The ruleset's generation: it changes with every committed transaction.
     pub fn generation(&mut self) -> io::Result<u32> {
-        self.seq += 1;
-        let request = request(kind::GETGEN, NLM_F_REQUEST, 0, self.seq, &[]);
-        send(&self.fd, &request, SendFlags::empty())?;
-        let mut buf = vec![0u8; 8192];
-        loop {
-            let (n, _) = recv(&self.fd, &mut buf[..], RecvFlags::empty())?;
-            for m in messages(&buf[..n]) {
-                if m.seq != self.seq {
-                    continue;
-                }
-                if is_ack(&m) {
-                    ack(&m, &request)?;
-                    continue;
-                }
-                // NFTA_GEN_ID
-                return attr_be32(m.body, 1)
-                    .ok_or_else(|| io::Error::other("no generation id in the kernel's answer"));
-            }
+        let seq = self.next_seq();
+        let request = request(kind::GETGEN, NLM_F_REQUEST | NLM_F_ACK, 0, seq, &[]);
+        let answers = self.exchange(&request)?;
+        if let Some(&(_, code)) = answers.codes.iter().find(|(_, c)| *c != 0) {
+            let error = io::Error::from_raw_os_error(-code);
+            return Err(io::Error::new(
+                error.kind(),
+                format!("the kernel refused to tell the ruleset's generation: {error}"),
+            ));
         }
+        // NFTA_GEN_ID
+        messages(&answers.data)
+            .find_map(|m| attr_be32(m.body, 1))
+            .ok_or_else(|| io::Error::other("no generation id in the kernel's answer"))
     }
 }
 
