@@ -85,7 +85,7 @@ pub fn exists(save: &str, name: &str) -> bool {
 }
 
 /// `10.0.0.1` (a host) or `10.0.0.0/8`.
-fn prefix(text: &str) -> Option<IpNet> {
+pub(super) fn prefix(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .ok()
         .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))

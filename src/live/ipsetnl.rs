@@ -114,10 +114,7 @@ fn parse(input: &str) -> Result<Vec<Command>, Unsupported> {
             }
             ["add", name, element] => Command::Add {
                 name: set_name(name).ok_or_else(|| unsupported(line))?,
-                element: element
-                    .parse::<IpNet>()
-                    .or_else(|_| element.parse::<IpAddr>().map(IpNet::from))
-                    .ok()
+                element: super::ipset::prefix(element)
                     .filter(|e| e.prefix_len() > 0)
                     .ok_or_else(|| unsupported(line))?,
             },

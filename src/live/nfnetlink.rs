@@ -114,6 +114,17 @@ pub fn attr(buf: &[u8], kind: u16) -> Option<&[u8]> {
     attrs(buf).find(|(k, _)| *k == kind).map(|(_, v)| v)
 }
 
+/// The first attribute of type `kind` as text (a NUL at its end dropped).
+pub fn attr_text(buf: &[u8], kind: u16) -> Option<String> {
+    let v = attr(buf, kind)?;
+    Some(String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned())
+}
+
+/// The first attribute of type `kind` as a big-endian `u32` (nf_tables' numbers).
+pub fn attr_be32(buf: &[u8], kind: u16) -> Option<u32> {
+    attr(buf, kind)?.try_into().ok().map(u32::from_be_bytes)
+}
+
 /// Whether `buf` is exactly a list of well-formed attributes (a nest).
 pub fn is_nest(buf: &[u8]) -> bool {
     let mut used = 0;
@@ -272,27 +283,20 @@ impl Socket {
 
     /// The ruleset's generation: it changes with every committed transaction.
     pub fn generation(&mut self) -> io::Result<u32> {
-        self.seq += 1;
-        let request = request(kind::GETGEN, NLM_F_REQUEST, 0, self.seq, &[]);
-        send(&self.fd, &request, SendFlags::empty())?;
-        let mut buf = vec![0u8; 8192];
-        loop {
-            let (n, _) = recv(&self.fd, &mut buf[..], RecvFlags::empty())?;
-            for m in messages(&buf[..n]) {
-                if m.seq != self.seq {
-                    continue;
-                }
-                if is_ack(&m) {
-                    ack(&m, &request)?;
-                    continue;
-                }
-                // NFTA_GEN_ID
-                let id = attr(m.body, 1).and_then(|v| v.try_into().ok());
-                return id
-                    .map(u32::from_be_bytes)
-                    .ok_or_else(|| io::Error::other("no generation id in the kernel's answer"));
-            }
+        let seq = self.next_seq();
+        let request = request(kind::GETGEN, NLM_F_REQUEST | NLM_F_ACK, 0, seq, &[]);
+        let answers = self.exchange(&request)?;
+        if let Some(&(_, code)) = answers.codes.iter().find(|(_, c)| *c != 0) {
+            let error = io::Error::from_raw_os_error(-code);
+            return Err(io::Error::new(
+                error.kind(),
+                format!("the kernel refused to tell the ruleset's generation: {error}"),
+            ));
         }
+        // NFTA_GEN_ID
+        messages(&answers.data)
+            .find_map(|m| attr_be32(m.body, 1))
+            .ok_or_else(|| io::Error::other("no generation id in the kernel's answer"))
     }
 }
 
@@ -382,11 +386,7 @@ pub struct Answers {
 
 /// What a message of a batch does, for an error.
 fn describe(m: Message) -> String {
-    let name = |k| {
-        attr(m.body, k)
-            .map(|v| String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned())
-            .unwrap_or_default()
-    };
+    let name = |k| attr_text(m.body, k).unwrap_or_default();
     match m.kind {
         kind::NEWTABLE => "the table".to_string(),
         kind::NEWCHAIN => format!("chain {}", name(3)),

@@ -289,10 +289,8 @@ fn bytes(batch: &nftnl::FinalizedBatch, sizes: &HashMap<u32, u32>) -> Vec<u8> {
             let start = out.len();
             out.extend_from_slice(m.raw);
             let id = (m.nftables && m.kind == kind::NEWSET)
-                .then(|| nl::attr(m.body, SET_ID))
-                .flatten()
-                .and_then(|v| v.try_into().ok())
-                .map(u32::from_be_bytes);
+                .then(|| nl::attr_be32(m.body, SET_ID))
+                .flatten();
             if let Some(size) = id.and_then(|id| sizes.get(&id)) {
                 let mut desc = Vec::new();
                 nl::push_attr(&mut desc, 1, &size.to_be_bytes());
@@ -386,17 +384,9 @@ impl Snapshot {
         // Anonymous sets, by the name the kernel gave them or by the batch's id.
         let mut anonymous: HashMap<String, SetState> = HashMap::new();
         let mut rules = Vec::new();
-        let name = |body: &[u8], k| {
-            nl::attr(body, k)
-                .map(|v| String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned())
-                .unwrap_or_default()
-        };
+        let name = |body: &[u8], k| nl::attr_text(body, k).unwrap_or_default();
         let ours = |body: &[u8], k| name(body, k) == NFT_TABLE;
-        let id = |body: &[u8], k| {
-            nl::attr(body, k)
-                .and_then(|v| v.try_into().ok())
-                .map(u32::from_be_bytes)
-        };
+        let id = nl::attr_be32;
         let msgs = nl::messages(buf).filter(|m| m.nftables && m.family == INET);
         for m in msgs {
             let b = m.body;
@@ -458,17 +448,14 @@ fn expression(
     named: &BTreeMap<String, SetState>,
     anonymous: &HashMap<String, SetState>,
 ) -> Expr {
-    let text = |v: &[u8]| String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned();
-    let name = nl::attr(e, EXPR_NAME).map(text).unwrap_or_default();
+    let name = nl::attr_text(e, EXPR_NAME).unwrap_or_default();
     let data = nl::attr(e, EXPR_DATA).unwrap_or_default();
     if name != "lookup" {
         return (name, canon(data, &|_| true));
     }
     let mut nodes = canon(data, &|k| k != LOOKUP_SET && k != LOOKUP_SET_ID);
-    let set = nl::attr(data, LOOKUP_SET).map(text).unwrap_or_default();
-    let id = nl::attr(data, LOOKUP_SET_ID)
-        .and_then(|v| v.try_into().ok())
-        .map(|v| format!("id {}", u32::from_be_bytes(v)));
+    let set = nl::attr_text(data, LOOKUP_SET).unwrap_or_default();
+    let id = nl::attr_be32(data, LOOKUP_SET_ID).map(|v| format!("id {v}"));
     nodes.push(if named.contains_key(&set) {
         Node::Set(set)
     } else {
