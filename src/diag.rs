@@ -178,7 +178,7 @@ pub fn did_you_mean<'a>(
 
 /// The candidate closest to `word` by edit distance (transpositions count once; one that
 /// differs in ASCII case alone is closest), if it is close enough to be a plausible typo.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = word.chars().count();
     let limit = (len / 3).max(1);
     candidates

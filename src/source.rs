@@ -49,11 +49,10 @@ pub struct Source {
     /// The text with each lone CR made an LF (the same length), if it has any: what snippets
     /// show, so miette breaks the lines there too (and prints no bare CR).
     shown: Option<Arc<str>>,
-    /// All ASCII: a column is a byte count, without counting characters along a long line.
-    ascii: bool,
-    /// Otherwise (byte offset, characters before it) about every [`CHAR_MARK_STEP`] bytes:
-    /// a column costs counting at most a step, however long its line (many diagnostics on
-    /// one long line would otherwise each count it from its start: quadratic).
+    /// (byte offset, characters before it) about every [`CHAR_MARK_STEP`] bytes: a column
+    /// costs counting at most a step, however long its line (many diagnostics on one long
+    /// line would otherwise each count it from its start: quadratic). Empty for an all-ASCII
+    /// text, where a column is a byte count.
     char_marks: Arc<[(usize, usize)]>,
 }
 
@@ -82,8 +81,7 @@ impl Source {
             let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
             (starts.collect(), None)
         };
-        let ascii = text.is_ascii();
-        let char_marks = if ascii {
+        let char_marks = if text.is_ascii() {
             Arc::from([])
         } else {
             char_marks(&text)
@@ -93,7 +91,6 @@ impl Source {
             text,
             line_starts,
             shown,
-            ascii,
             char_marks,
         }
     }
@@ -103,7 +100,7 @@ impl Source {
         let offset = self.floor(offset);
         let line = self.line_index(offset);
         let start = self.line_starts[line];
-        let col = if self.ascii {
+        let col = if self.char_marks.is_empty() {
             offset - start
         } else {
             self.chars_before(offset) - self.chars_before(start)

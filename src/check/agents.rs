@@ -488,12 +488,16 @@ impl Checker<'_> {
             self.emit(d);
             return None;
         };
-        let addr = vip
-            .addresses
+        let parsed: Vec<Option<IpAddr>> =
+            vip.addresses.iter().map(|a| a.value.parse().ok()).collect();
+        let addr = parsed
             .iter()
-            .filter_map(|a| a.value.parse::<IpAddr>().ok())
+            .flatten()
+            .copied()
             .find(|a| Family::of(a) == family);
-        if addr.is_none() && !vip.addresses.is_empty() {
+        // An address that does not parse is reported with the VIP: it may be the one.
+        let rejected = parsed.iter().any(Option::is_none);
+        if addr.is_none() && !vip.addresses.is_empty() && !rejected {
             let d = Diag::new(
                 Code::NoManagementPath,
                 format!("VIP `{}` has no {} address", t.value, family.name()),

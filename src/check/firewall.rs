@@ -192,8 +192,8 @@ impl Checker<'_> {
     /// Warnings about one protected port or range: a well-known service in it, or the
     /// kernel's ephemeral range.
     fn port_lints(&mut self, protocol: Protocol, range: PortRange, span: Span) {
-        for port in WELL_KNOWN.iter().map(|(_, p, _)| *p) {
-            if let (true, Some(service)) = (range.contains(port), well_known(protocol, port)) {
+        for &(of, port, service) in &WELL_KNOWN {
+            if range.contains(port) && of.is_none_or(|p| p == protocol) {
                 let d = Diag::new(
                     Code::WellKnownPort,
                     format!("{} {port} is {service}", protocol.keyword()),
@@ -334,13 +334,6 @@ const WELL_KNOWN: [(Option<Protocol>, u16, &str); 6] = [
         "the management server's UI and API",
     ),
 ];
-
-fn well_known(protocol: Protocol, port: u16) -> Option<&'static str> {
-    WELL_KNOWN
-        .iter()
-        .find(|(p, n, _)| *n == port && p.is_none_or(|p| p == protocol))
-        .map(|(_, _, what)| *what)
-}
 
 /// `8250` or `5900-6100`: ports 1–65535, a range low to high.
 fn port_range(t: &Text) -> Result<PortRange, Diag> {

@@ -149,11 +149,12 @@ impl Checker<'_> {
         let mut value = |key: &str, choices: &[&str], modes: &[BondMode]| -> Option<String> {
             let (k, v) = self.single(&get(key), key, |(k, _)| k.span).copied()?;
             if !modes.contains(&mode) {
+                let names: Vec<&str> = modes.iter().map(|m| m.name()).collect();
                 let d = Diag::new(
                     Code::UnknownSetting,
                     format!("`{key}` does not apply to bond mode {}", mode.name()),
                 )
-                .label(k.span, format!("for mode {} only", modes.map_names()))
+                .label(k.span, format!("for mode {} only", names.join(", ")))
                 .help(format!("drop `{key}`, or change the bond's `mode`"));
                 self.emit(d);
                 return None;
@@ -231,12 +232,25 @@ impl Checker<'_> {
     }
 }
 
-trait ModeNames {
-    fn map_names(&self) -> String;
-}
-
-impl ModeNames for [BondMode] {
-    fn map_names(&self) -> String {
-        self.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+#[cfg(test)]
+mod tests {
+    /// A setting of other bond modes names the modes it is for.
+    #[test]
+    fn a_setting_of_another_mode_names_its_modes() {
+        let text = "host h {\n    nic eth0\n    nic eth1\n    bond bond0 {\n        slaves eth0, eth1\n        xmit-hash-policy layer2\n    }\n}\n";
+        let c = crate::compile("t.csn", text.as_bytes());
+        let d = c
+            .diags
+            .iter()
+            .find(|d| d.message.contains("does not apply"))
+            .expect("reported");
+        assert_eq!(
+            d.message,
+            "`xmit-hash-policy` does not apply to bond mode active-backup"
+        );
+        assert_eq!(
+            d.labels[0].1,
+            "for mode balance-xor, 802.3ad, balance-tlb only"
+        );
     }
 }

@@ -5,7 +5,7 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 
 use super::ast::*;
-use crate::diag::{Code, Diag, closest};
+use crate::diag::{Code, Diag, did_you_mean};
 use crate::source::{end_of_code, line_breaks};
 
 #[derive(pest_derive::Parser)]
@@ -555,8 +555,8 @@ fn syntax_help(found: &str, expected: &[Rule]) -> String {
              (a pasted curly quote or no-break space?)",
             c as u32
         )
-    } else if let Some(kw) = closest(found, keywords.iter().copied()) {
-        format!("did you mean `{kw}`?")
+    } else if let Some(guess) = did_you_mean(found, keywords.iter().copied()) {
+        guess
     } else if !keywords.is_empty() {
         "a block's statements each start with a keyword; a block ends with `}`".to_string()
     } else {

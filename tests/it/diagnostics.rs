@@ -175,3 +175,24 @@ fn an_error_on_a_host_does_not_hide_another_mistake_on_it() {
     want.sort();
     assert_eq!(errors, want);
 }
+
+/// A management VIP whose IPv4 address does not parse: agents that connect to it over IPv4
+/// get no second error saying the VIP has no IPv4 address.
+#[test]
+fn a_rejected_management_vip_address_is_one_error() {
+    let text = std::fs::read_to_string(root().join("topology/examples/advanced-zone.csn")).unwrap();
+    let from = "    address 10.1.0.10\n";
+    assert!(text.contains("servers vip api") && text.contains(from));
+    let c = netc::compile(
+        "edited.csn",
+        text.replacen(from, "    address 10.1.0.300\n", 1)
+            .as_bytes(),
+    );
+    let errors: Vec<Code> = c
+        .diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(errors, [Code::BadAddress]);
+}

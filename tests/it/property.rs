@@ -12,8 +12,11 @@ use netc::config::Target;
 
 use crate::netns::{Netns, available};
 
-#[path = "../../fuzz/src/shapes.rs"]
-mod shapes;
+/// The fuzz targets' shared code: shapes (the generator) and properties (the invariants).
+#[path = "../../fuzz/src/lib.rs"]
+mod fuzz;
+
+use fuzz::{properties, shapes};
 
 /// The `n`th generated topology: `mistakes` as the fuzz target has them, or none.
 pub fn generated(n: u64, mistakes: bool) -> String {
@@ -78,7 +81,7 @@ fn generated_mistakes_reach_the_checker() {
         let c = netc::compile("gen.csn", text.as_bytes());
         parsed += usize::from(!c.diags.iter().any(|d| d.code == netc::diag::Code::Syntax));
         valid += usize::from(c.topology.is_some());
-        properties(&text);
+        properties(text.as_bytes());
     }
     let total = (CASES * 4) as usize;
     assert!(parsed * 10 > total * 7, "{parsed} of {total} parse");
@@ -86,26 +89,6 @@ fn generated_mistakes_reach_the_checker() {
         valid * 10 < total * 9 && valid * 10 > total,
         "{valid} of {total} valid"
     );
-}
-
-/// The fuzz targets' invariants (fuzz/src/lib.rs), on one input.
-fn properties(text: &str) {
-    let c = netc::compile("gen.csn", text.as_bytes());
-    assert_eq!(c.topology.is_some(), c.errors() == 0);
-    if let Ok(once) = netc::syntax::layout::format(text) {
-        let again = netc::compile("gen.csn", once.as_bytes());
-        let said = |c: &netc::Compiled| {
-            c.diags
-                .iter()
-                .map(|d| (d.code, d.message.clone()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            said(&again),
-            said(&c),
-            "fmt changed the diagnostics of:\n{text}"
-        );
-    }
 }
 
 #[test]
