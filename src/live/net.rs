@@ -912,11 +912,12 @@ fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{Address, Bond, BondMode, Bridge, Nic};
 
-    fn host() -> Host {
+    /// A host with one tagged bridge, br5 (VLAN 5 on eno1), and its default route.
+    pub(in crate::live) fn host() -> Host {
         Host {
             name: "h".into(),
             management_server: false,
@@ -951,7 +952,7 @@ mod tests {
     }
 
     /// The host as a first apply leaves it.
-    fn applied() -> LiveNet {
+    pub(in crate::live) fn applied() -> LiveNet {
         LiveNet {
             links: vec![
                 link("eno1", LiveKind::Plain),
