@@ -29,17 +29,10 @@ fn put_back(steps: &[Planned], i: usize) -> Result<(), String> {
     let Step::Net(op) = &steps[i].step else {
         return Ok(());
     };
-    let ops = || {
-        steps.iter().filter_map(|p| match &p.step {
-            Step::Net(o) => Some(o),
-            _ => None,
-        })
-    };
     let position = |o: &NetOp| steps.iter().position(|p| p.step == Step::Net(o.clone()));
     let paired = match op {
         NetOp::DelAddr { proto, .. } | NetOp::DelRoute { proto, .. } if *proto != PROTO => {
-            let back = op.inverse();
-            ops().any(|o| *o == back) && position(&back) > Some(i)
+            position(&op.inverse()) > Some(i)
         }
         NetOp::AddAddr { proto, .. } | NetOp::AddRoute { proto, .. } if *proto != PROTO => {
             let out = op.inverse();
@@ -169,7 +162,6 @@ fn iptables_payload(payload: &str, owned: &[&String]) -> Result<(), String> {
     Ok(())
 }
 
-/// An nft script about the `inet netc` table only.
 /// An `ipset restore` payload that creates, fills, swaps and destroys only netc's sets: a
 /// chain's `<CHAIN>_v4`/`_v6`, or the temporary `netc-swap-inet`/`inet6`.
 fn ipset_payload(payload: &str) -> Result<(), String> {
@@ -193,6 +185,7 @@ fn ipset_payload(payload: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An nft script about the `inet netc` table only.
 fn nft_script(script: &str) -> Result<(), String> {
     for line in script.lines() {
         let top = !line.starts_with([' ', '\t']) && !line.trim().is_empty() && line.trim() != "}";
