@@ -243,6 +243,26 @@ pub enum NetOp {
 }
 
 impl NetOp {
+    /// The links the step makes, deletes or changes: a link, the master it gets or had, the
+    /// device of an address or route (not a VLAN's parent).
+    pub fn links(&self) -> Vec<&str> {
+        match self {
+            NetOp::AddLink { name, .. } | NetOp::DelLink { name, .. } => vec![name],
+            NetOp::SetMaster { link, master, was } => [Some(link), master.as_ref(), was.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect(),
+            NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
+                vec![link]
+            }
+            NetOp::AddAddr { dev, .. }
+            | NetOp::DelAddr { dev, .. }
+            | NetOp::AddRoute { dev, .. }
+            | NetOp::DelRoute { dev, .. } => vec![dev],
+        }
+    }
+
     pub fn inverse(&self) -> NetOp {
         use NetOp::*;
         match self.clone() {

@@ -203,20 +203,7 @@ fn kept_links(done: &[(usize, &Planned)], net: &LiveNet) -> BTreeMap<String, Str
 
 /// Whether a kernel step is about a kept link.
 fn touches(op: &NetOp, kept: &BTreeMap<String, String>) -> bool {
-    let k = |n: &str| kept.contains_key(n);
-    match op {
-        NetOp::AddLink { name, .. } | NetOp::DelLink { name, .. } => k(name),
-        NetOp::SetMaster { link, master, was } => {
-            k(link) || master.as_deref().is_some_and(k) || was.as_deref().is_some_and(k)
-        }
-        NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
-            k(link)
-        }
-        NetOp::AddAddr { dev, .. }
-        | NetOp::DelAddr { dev, .. }
-        | NetOp::AddRoute { dev, .. }
-        | NetOp::DelRoute { dev, .. } => k(dev),
-    }
+    op.links().into_iter().any(|l| kept.contains_key(l))
 }
 
 /// What the host shows of a step. `created`: the links the steps being undone created.

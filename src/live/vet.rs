@@ -116,29 +116,15 @@ fn planned(p: &Planned, root: &Path, state: &State) -> Result<(), String> {
     }
 }
 
-/// The links a kernel step names.
+/// The links a kernel step names: those it changes, and a VLAN's parent.
 fn links(op: &NetOp) -> Vec<&str> {
-    match op {
-        NetOp::AddLink { name, kind } | NetOp::DelLink { name, kind } => {
-            let mut v = vec![name.as_str()];
-            if let super::net::LinkKind::Vlan { parent, .. } = kind {
-                v.push(parent);
-            }
-            v
-        }
-        NetOp::SetMaster { link, master, was } => [Some(link), master.as_ref(), was.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect(),
-        NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
-            vec![link]
-        }
-        NetOp::AddAddr { dev, .. }
-        | NetOp::DelAddr { dev, .. }
-        | NetOp::AddRoute { dev, .. }
-        | NetOp::DelRoute { dev, .. } => vec![dev],
+    let mut v = op.links();
+    if let NetOp::AddLink { kind, .. } | NetOp::DelLink { kind, .. } = op
+        && let super::net::LinkKind::Vlan { parent, .. } = kind
+    {
+        v.push(parent);
     }
+    v
 }
 
 /// An iptables-restore payload that declares, fills, jumps to and deletes only `owned`
