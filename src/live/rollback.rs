@@ -121,18 +121,12 @@ fn would_drop(undo: &Step, sys: &mut System) -> Option<String> {
         return None;
     };
     let live = sys.kernel.read().ok()?;
-    let primary = live
-        .addrs
-        .iter()
-        .any(|a| a.dev == *dev && a.net == *net && !a.secondary);
     let dropped: Vec<String> = live
-        .addrs
+        .dropped_with(dev, net)
         .iter()
-        .filter(|a| a.dev == *dev && a.secondary && a.net != *net)
-        .filter(|a| a.net.prefix_len() == net.prefix_len() && net.contains(&a.net.addr()))
         .map(|a| a.net.to_string())
         .collect();
-    (primary && net.addr().is_ipv4() && !dropped.is_empty()).then(|| {
+    (!dropped.is_empty()).then(|| {
         format!(
             "kept {net} on {dev}: removing it would make the kernel drop {}, added since",
             dropped.join(", ")
