@@ -84,7 +84,7 @@ pub fn undo(
         {
             continue;
         }
-        match seen(p, &created, sys).map(|s| unmarked(s, p, maybe.contains(i), sys)) {
+        match seen(p, &created, maybe.contains(i), sys) {
             Ok(Seen::Done) if let Some(why) = would_drop(&p.undo, sys) => {
                 out.skipped.push(why);
                 continue;
@@ -200,8 +200,9 @@ fn touches(op: &NetOp, kept: &BTreeMap<String, String>) -> bool {
     op.links().into_iter().any(|l| kept.contains_key(l))
 }
 
-/// What the host shows of a step. `created`: the links the steps being undone created.
-fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
+/// What the host shows of a step. `created`: the links the steps being undone created;
+/// `maybe`: the step was begun and not marked done.
+fn seen(p: &Planned, created: &[String], maybe: bool, sys: &mut System) -> io::Result<Seen> {
     let (did, undid) = match (&p.step, &p.undo) {
         (Step::Net(op), Step::Net(undo)) => {
             let net = sys.kernel.read()?;
@@ -211,6 +212,17 @@ fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
                     true => Seen::Before,
                     false => Seen::Changed(format!("`{op}`: {link} is gone")),
                 });
+            }
+            // A link a step marked done created carries netc's mark (only a crash between
+            // creating and marking leaves it without): otherwise it is not netc's to delete.
+            if let NetOp::AddLink { name, .. } = op
+                && !maybe
+                && holds(op, &net)
+                && !net.link(name).is_some_and(|l| l.owned())
+            {
+                return Ok(Seen::Changed(format!(
+                    "{name} does not carry netc's mark (alias {ALIAS})"
+                )));
             }
             (holds(op, &net), holds(undo, &net))
         }
@@ -261,24 +273,6 @@ fn nft_holds(load: &NftLoad) -> io::Result<bool> {
             old.is_some_and(|o| listing.as_deref().unwrap_or("") == o)
         }
     })
-}
-
-/// A link a step marked done created must carry netc's mark (only a crash between creating
-/// and marking leaves it without): otherwise it is not netc's to delete.
-fn unmarked(seen: Seen, p: &Planned, maybe: bool, sys: &mut System) -> Seen {
-    let Step::Net(NetOp::AddLink { name, .. }) = &p.step else {
-        return seen;
-    };
-    let marked = sys
-        .kernel
-        .read()
-        .is_ok_and(|net| net.link(name).is_some_and(|l| l.owned()));
-    match seen {
-        Seen::Done if !marked && !maybe => {
-            Seen::Changed(format!("{name} does not carry netc's mark (alias {ALIAS})"))
-        }
-        other => other,
-    }
 }
 
 /// The link a step sets the master or state of, when it no longer exists.
