@@ -21,7 +21,7 @@ use super::net::{self, NetOp};
 use super::nftnl;
 use super::probe::Live;
 use super::properties::{self, KeyState};
-use super::step::{NftLoad, Step};
+use super::step::{NFT_REPLACE, NftLoad, Step};
 use crate::config::Target;
 use crate::model::{Family, Host, Topology};
 use crate::render::{self, ArtefactKind, NftTable};
@@ -420,9 +420,7 @@ fn nft(
 /// need not be a table netc would make).
 fn nft_undo(live: &Live) -> std::io::Result<NftLoad> {
     let listing = (live.nft_list)()?.unwrap_or_default();
-    Ok(NftLoad::Script(format!(
-        "table inet netc\ndelete table inet netc\n{listing}"
-    )))
+    Ok(NftLoad::Script(format!("{NFT_REPLACE}{listing}")))
 }
 
 /// The plan for people.

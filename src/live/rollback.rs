@@ -20,7 +20,7 @@ use super::journal::Planned;
 use super::net::{ALIAS, LinkKind, LiveKind, LiveNet, NetOp};
 use super::nftnl;
 use super::probe;
-use super::step::{NftLoad, Step};
+use super::step::{NFT_REPLACE, NftLoad, Step};
 
 /// How a rollback went.
 #[derive(Debug, Default)]
@@ -269,7 +269,7 @@ fn nft_holds(load: &NftLoad) -> io::Result<bool> {
         NftLoad::Delete => nftnl::read()?.is_none(),
         NftLoad::Script(script) => {
             let listing = probe::nft_list()?;
-            let old = script.strip_prefix("table inet netc\ndelete table inet netc\n");
+            let old = script.strip_prefix(NFT_REPLACE);
             old.is_some_and(|o| listing.as_deref().unwrap_or("") == o)
         }
     })
