@@ -310,50 +310,11 @@ mod tests {
     /// the session uses: refused.
     #[test]
     fn a_vlan_id_change_under_the_session_bridge_is_refused() {
-        use crate::live::net::{ALIAS, plan};
-        use crate::model::{Address, Bridge, Host, Nic};
-        let bridge = |vlan| Bridge {
-            name: "br5".into(),
-            vlan: Some(vlan),
-            tagged: true,
-            nic: "eno1".into(),
-            addresses: vec![Address {
-                net: "10.0.5.2/24".parse().unwrap(),
-                gateway: None,
-            }],
-            mtu: None,
-        };
-        let host = Host {
-            name: "h".into(),
-            management_server: false,
-            agent: None,
-            nics: vec![Nic {
-                name: "eno1".into(),
-                mtu: None,
-            }],
-            bonds: vec![],
-            bridges: vec![bridge(6)],
-        };
-        let mut live = live();
-        live.routes.clear();
-        live.addrs.truncate(1);
-        live.links.push(LiveLink {
-            name: "eno1".into(),
-            up: true,
-            ..LiveLink::default()
-        });
-        for l in &mut live.links {
-            l.up = true;
-            if l.name == "eno1.5" {
-                l.kind = LiveKind::Vlan {
-                    parent: "eno1".into(),
-                    id: 5,
-                };
-            }
-            if l.name != "eno1" {
-                l.alias = Some(ALIAS.into());
-            }
-        }
+        use crate::live::net::plan;
+        use crate::live::net::tests::{applied, host};
+        let mut host = host();
+        host.bridges[0].vlan = Some(6);
+        let live = applied();
         let p = plan(&host, &live);
         assert!(p.refusals.is_empty(), "{p:?}");
         let r = lockout(&live, &p.ops, &session("10.0.5.77 5 10.0.5.2 22")).unwrap();

@@ -179,6 +179,21 @@ impl LiveNet {
     pub fn link(&self, name: &str) -> Option<&LiveLink> {
         self.links.iter().find(|l| l.name == name)
     }
+
+    /// The secondaries the kernel drops when `net` goes from `dev`: those of its subnet, if it
+    /// is an IPv4 primary address there (`promote_secondaries` is off by default).
+    pub fn dropped_with(&self, dev: &str, net: &IpNet) -> Vec<&LiveAddr> {
+        let primary = net.addr().is_ipv4()
+            && self
+                .addrs
+                .iter()
+                .any(|a| a.dev == dev && a.net == *net && !a.secondary);
+        self.addrs
+            .iter()
+            .filter(|a| primary && a.dev == dev && a.secondary && a.net != *net)
+            .filter(|a| a.net.trunc() == net.trunc())
+            .collect()
+    }
 }
 
 /// One kernel change. Each has an exact inverse ([`NetOp::inverse`]), which is how apply
@@ -243,6 +258,26 @@ pub enum NetOp {
 }
 
 impl NetOp {
+    /// The links the step makes, deletes or changes: a link, the master it gets or had, the
+    /// device of an address or route (not a VLAN's parent).
+    pub fn links(&self) -> Vec<&str> {
+        match self {
+            NetOp::AddLink { name, .. } | NetOp::DelLink { name, .. } => vec![name],
+            NetOp::SetMaster { link, master, was } => [Some(link), master.as_ref(), was.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect(),
+            NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
+                vec![link]
+            }
+            NetOp::AddAddr { dev, .. }
+            | NetOp::DelAddr { dev, .. }
+            | NetOp::AddRoute { dev, .. }
+            | NetOp::DelRoute { dev, .. } => vec![dev],
+        }
+    }
+
     pub fn inverse(&self) -> NetOp {
         use NetOp::*;
         match self.clone() {
@@ -790,17 +825,8 @@ fn secondaries(live: &LiveNet, p: &mut NetPlan, ph: &mut Phases) {
         .collect();
     let mut out = Vec::new();
     for (dev, net) in &removed {
-        let primary = live
-            .addrs
-            .iter()
-            .any(|a| a.dev == *dev && a.net == *net && !a.secondary);
-        if !primary || !net.addr().is_ipv4() {
-            continue;
-        }
-        for a in &live.addrs {
-            let same_subnet = a.net.prefix_len() == net.prefix_len() && net.contains(&a.net.addr());
-            let going = removed.contains(&(a.dev.clone(), a.net));
-            if a.dev != *dev || !a.secondary || !same_subnet || going {
+        for a in live.dropped_with(dev, net) {
+            if removed.contains(&(a.dev.clone(), a.net)) {
                 continue;
             }
             if a.proto != PROTO {
@@ -912,11 +938,12 @@ fn remove_links(live: &LiveNet, wanted: &BTreeSet<String>, p: &mut NetPlan, ph: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{Address, Bond, BondMode, Bridge, Nic};
 
-    fn host() -> Host {
+    /// A host with one tagged bridge, br5 (VLAN 5 on eno1), and its default route.
+    pub(in crate::live) fn host() -> Host {
         Host {
             name: "h".into(),
             management_server: false,
@@ -951,7 +978,7 @@ mod tests {
     }
 
     /// The host as a first apply leaves it.
-    fn applied() -> LiveNet {
+    pub(in crate::live) fn applied() -> LiveNet {
         LiveNet {
             links: vec![
                 link("eno1", LiveKind::Plain),
@@ -1171,6 +1198,34 @@ mod tests {
             p.refusals[0].starts_with("bond0 is a bond in mode active-backup, not 802.3ad"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_primary_takes_the_secondaries_of_its_subnet_only() {
+        let addr = |dev: &str, net: &str, secondary| LiveAddr {
+            dev: dev.into(),
+            net: net.parse().unwrap(),
+            proto: 0,
+            secondary,
+        };
+        let live = LiveNet {
+            addrs: vec![
+                addr("br5", "10.0.5.2/24", false),
+                addr("br5", "10.0.5.9/24", true),
+                addr("br5", "10.0.5.10/25", true),
+                addr("br5", "10.0.6.9/24", true),
+                addr("br6", "10.0.5.11/24", true),
+            ],
+            ..LiveNet::default()
+        };
+        let dropped = |dev, net: &str| -> Vec<String> {
+            let net = net.parse().unwrap();
+            let d = live.dropped_with(dev, &net);
+            d.iter().map(|a| a.net.to_string()).collect()
+        };
+        assert_eq!(dropped("br5", "10.0.5.2/24"), ["10.0.5.9/24"]);
+        assert!(dropped("br5", "10.0.5.9/24").is_empty());
+        assert!(dropped("br6", "10.0.5.2/24").is_empty());
     }
 
     #[test]

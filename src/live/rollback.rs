@@ -20,7 +20,7 @@ use super::journal::Planned;
 use super::net::{ALIAS, LinkKind, LiveKind, LiveNet, NetOp};
 use super::nftnl;
 use super::probe;
-use super::step::{NftLoad, Step};
+use super::step::{NFT_REPLACE, NftLoad, Step};
 
 /// How a rollback went.
 #[derive(Debug, Default)]
@@ -84,7 +84,7 @@ pub fn undo(
         {
             continue;
         }
-        match seen(p, &created, sys).map(|s| unmarked(s, p, maybe.contains(i), sys)) {
+        match seen(p, &created, maybe.contains(i), sys) {
             Ok(Seen::Done) if let Some(why) = would_drop(&p.undo, sys) => {
                 out.skipped.push(why);
                 continue;
@@ -121,18 +121,12 @@ fn would_drop(undo: &Step, sys: &mut System) -> Option<String> {
         return None;
     };
     let live = sys.kernel.read().ok()?;
-    let primary = live
-        .addrs
-        .iter()
-        .any(|a| a.dev == *dev && a.net == *net && !a.secondary);
     let dropped: Vec<String> = live
-        .addrs
+        .dropped_with(dev, net)
         .iter()
-        .filter(|a| a.dev == *dev && a.secondary && a.net != *net)
-        .filter(|a| a.net.prefix_len() == net.prefix_len() && net.contains(&a.net.addr()))
         .map(|a| a.net.to_string())
         .collect();
-    (primary && net.addr().is_ipv4() && !dropped.is_empty()).then(|| {
+    (!dropped.is_empty()).then(|| {
         format!(
             "kept {net} on {dev}: removing it would make the kernel drop {}, added since",
             dropped.join(", ")
@@ -203,24 +197,12 @@ fn kept_links(done: &[(usize, &Planned)], net: &LiveNet) -> BTreeMap<String, Str
 
 /// Whether a kernel step is about a kept link.
 fn touches(op: &NetOp, kept: &BTreeMap<String, String>) -> bool {
-    let k = |n: &str| kept.contains_key(n);
-    match op {
-        NetOp::AddLink { name, .. } | NetOp::DelLink { name, .. } => k(name),
-        NetOp::SetMaster { link, master, was } => {
-            k(link) || master.as_deref().is_some_and(k) || was.as_deref().is_some_and(k)
-        }
-        NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
-            k(link)
-        }
-        NetOp::AddAddr { dev, .. }
-        | NetOp::DelAddr { dev, .. }
-        | NetOp::AddRoute { dev, .. }
-        | NetOp::DelRoute { dev, .. } => k(dev),
-    }
+    op.links().into_iter().any(|l| kept.contains_key(l))
 }
 
-/// What the host shows of a step. `created`: the links the steps being undone created.
-fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
+/// What the host shows of a step. `created`: the links the steps being undone created;
+/// `maybe`: the step was begun and not marked done.
+fn seen(p: &Planned, created: &[String], maybe: bool, sys: &mut System) -> io::Result<Seen> {
     let (did, undid) = match (&p.step, &p.undo) {
         (Step::Net(op), Step::Net(undo)) => {
             let net = sys.kernel.read()?;
@@ -230,6 +212,17 @@ fn seen(p: &Planned, created: &[String], sys: &mut System) -> io::Result<Seen> {
                     true => Seen::Before,
                     false => Seen::Changed(format!("`{op}`: {link} is gone")),
                 });
+            }
+            // A link a step marked done created carries netc's mark (only a crash between
+            // creating and marking leaves it without): otherwise it is not netc's to delete.
+            if let NetOp::AddLink { name, .. } = op
+                && !maybe
+                && holds(op, &net)
+                && !net.link(name).is_some_and(|l| l.owned())
+            {
+                return Ok(Seen::Changed(format!(
+                    "{name} does not carry netc's mark (alias {ALIAS})"
+                )));
             }
             (holds(op, &net), holds(undo, &net))
         }
@@ -276,28 +269,10 @@ fn nft_holds(load: &NftLoad) -> io::Result<bool> {
         NftLoad::Delete => nftnl::read()?.is_none(),
         NftLoad::Script(script) => {
             let listing = probe::nft_list()?;
-            let old = script.strip_prefix("table inet netc\ndelete table inet netc\n");
+            let old = script.strip_prefix(NFT_REPLACE);
             old.is_some_and(|o| listing.as_deref().unwrap_or("") == o)
         }
     })
-}
-
-/// A link a step marked done created must carry netc's mark (only a crash between creating
-/// and marking leaves it without): otherwise it is not netc's to delete.
-fn unmarked(seen: Seen, p: &Planned, maybe: bool, sys: &mut System) -> Seen {
-    let Step::Net(NetOp::AddLink { name, .. }) = &p.step else {
-        return seen;
-    };
-    let marked = sys
-        .kernel
-        .read()
-        .is_ok_and(|net| net.link(name).is_some_and(|l| l.owned()));
-    match seen {
-        Seen::Done if !marked && !maybe => {
-            Seen::Changed(format!("{name} does not carry netc's mark (alias {ALIAS})"))
-        }
-        other => other,
-    }
 }
 
 /// The link a step sets the master or state of, when it no longer exists.

@@ -41,11 +41,6 @@ impl State {
         self.dir.join("journal")
     }
 
-    /// Where the nftables target records what it loaded.
-    pub fn nft_record(&self) -> PathBuf {
-        self.dir.join("nft.json")
-    }
-
     /// Where netc records the iptables chains it loaded, per family.
     pub fn iptables_record(&self, family: Family) -> PathBuf {
         let v = match family {

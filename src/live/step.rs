@@ -61,6 +61,10 @@ impl fmt::Display for Step {
     }
 }
 
+/// How an [`NftLoad::Script`] starts: it replaces whatever `inet netc` table there is (the
+/// first line makes sure there is one to delete).
+pub const NFT_REPLACE: &str = "table inet netc\ndelete table inet netc\n";
+
 /// What goes into the `inet netc` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -29,17 +29,10 @@ fn put_back(steps: &[Planned], i: usize) -> Result<(), String> {
     let Step::Net(op) = &steps[i].step else {
         return Ok(());
     };
-    let ops = || {
-        steps.iter().filter_map(|p| match &p.step {
-            Step::Net(o) => Some(o),
-            _ => None,
-        })
-    };
     let position = |o: &NetOp| steps.iter().position(|p| p.step == Step::Net(o.clone()));
     let paired = match op {
         NetOp::DelAddr { proto, .. } | NetOp::DelRoute { proto, .. } if *proto != PROTO => {
-            let back = op.inverse();
-            ops().any(|o| *o == back) && position(&back) > Some(i)
+            position(&op.inverse()) > Some(i)
         }
         NetOp::AddAddr { proto, .. } | NetOp::AddRoute { proto, .. } if *proto != PROTO => {
             let out = op.inverse();
@@ -123,29 +116,15 @@ fn planned(p: &Planned, root: &Path, state: &State) -> Result<(), String> {
     }
 }
 
-/// The links a kernel step names.
+/// The links a kernel step names: those it changes, and a VLAN's parent.
 fn links(op: &NetOp) -> Vec<&str> {
-    match op {
-        NetOp::AddLink { name, kind } | NetOp::DelLink { name, kind } => {
-            let mut v = vec![name.as_str()];
-            if let super::net::LinkKind::Vlan { parent, .. } = kind {
-                v.push(parent);
-            }
-            v
-        }
-        NetOp::SetMaster { link, master, was } => [Some(link), master.as_ref(), was.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect(),
-        NetOp::SetUp { link, .. } | NetOp::SetMtu { link, .. } | NetOp::SetRa { link, .. } => {
-            vec![link]
-        }
-        NetOp::AddAddr { dev, .. }
-        | NetOp::DelAddr { dev, .. }
-        | NetOp::AddRoute { dev, .. }
-        | NetOp::DelRoute { dev, .. } => vec![dev],
+    let mut v = op.links();
+    if let NetOp::AddLink { kind, .. } | NetOp::DelLink { kind, .. } = op
+        && let super::net::LinkKind::Vlan { parent, .. } = kind
+    {
+        v.push(parent);
     }
+    v
 }
 
 /// An iptables-restore payload that declares, fills, jumps to and deletes only `owned`
@@ -169,7 +148,6 @@ fn iptables_payload(payload: &str, owned: &[&String]) -> Result<(), String> {
     Ok(())
 }
 
-/// An nft script about the `inet netc` table only.
 /// An `ipset restore` payload that creates, fills, swaps and destroys only netc's sets: a
 /// chain's `<CHAIN>_v4`/`_v6`, or the temporary `netc-swap-inet`/`inet6`.
 fn ipset_payload(payload: &str) -> Result<(), String> {
@@ -193,6 +171,7 @@ fn ipset_payload(payload: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An nft script about the `inet netc` table only.
 fn nft_script(script: &str) -> Result<(), String> {
     for line in script.lines() {
         let top = !line.starts_with([' ', '\t']) && !line.trim().is_empty() && line.trim() != "}";
