@@ -108,16 +108,21 @@ fn path<'a>(live: &'a LiveNet, s: &'a Session) -> Option<(Option<u8>, Path<'a>)>
 }
 
 /// Whether `op` adds a subnet or route that the kernel would prefer for the replies to
-/// `client` over the way they take now (`len` long, on `dev`).
-fn diverts(op: &NetOp, client: IpAddr, len: u8, dev: &str) -> bool {
-    let (on, net) = match op {
-        NetOp::AddAddr { dev, net, .. } => (dev, net.trunc()),
+/// `client` over the way they take now (`len` long, `path`): one at least as specific that
+/// leads another way — another link, another gateway, or on-link where a gateway was.
+fn diverts(op: &NetOp, client: IpAddr, len: u8, path: &Path) -> bool {
+    let (on, net, gateway) = match op {
+        NetOp::AddAddr { dev, net, .. } => (dev, net.trunc(), None),
         NetOp::AddRoute {
-            dev, dst: Some(d), ..
-        } => (dev, *d),
+            dev,
+            dst: Some(d),
+            gateway,
+            ..
+        } => (dev, *d, Some(*gateway)),
         _ => return false,
     };
-    on != dev && net.contains(&client) && net.prefix_len() >= len
+    let same_way = on == path.dev && gateway == path.route.map(|r| r.gateway);
+    !same_way && net.contains(&client) && net.prefix_len() >= len
 }
 
 /// What a new, more specific subnet or route takes from the session.
@@ -145,7 +150,7 @@ pub fn lockout(live: &LiveNet, ops: &[NetOp], session: &Session) -> Option<Strin
             return Some("the address it connects to");
         }
         let p = path.as_ref()?;
-        if len.is_some_and(|len| diverts(op, session.client, len, p.dev)) {
+        if len.is_some_and(|len| diverts(op, session.client, len, p)) {
             return Some(DIVERTS);
         }
         let on_path = |link: &str| link == p.dev;
@@ -286,6 +291,32 @@ mod tests {
         };
         let r = lockout(&live, &[unport], &via_gateway).unwrap();
         assert!(r.contains("a port of the bridge"), "{r}");
+        // On the session's own link, a subnet or route that holds the client and leads
+        // another way: on-link where the replies went through a gateway, or another gateway.
+        let add = |net: &str| NetOp::AddAddr {
+            dev: "br5".into(),
+            net: net.parse().unwrap(),
+            proto: PROTO,
+        };
+        let add_route = |dst: &str, gw: &str| NetOp::AddRoute {
+            dev: "br5".into(),
+            dst: Some(dst.parse().unwrap()),
+            gateway: gw.parse().unwrap(),
+            proto: PROTO,
+        };
+        let r = lockout(&live, &[add("203.0.113.1/24")], &via_gateway).unwrap();
+        assert!(r.contains("sends another way"), "{r}");
+        let r = lockout(
+            &live,
+            &[add_route("203.0.113.0/24", "10.0.5.254")],
+            &via_gateway,
+        );
+        assert!(r.unwrap().contains("sends another way"));
+        // The same way, or a subnet the session already uses, made narrower: in the way of
+        // nothing.
+        let same = add_route("203.0.113.0/24", "10.0.5.1");
+        assert!(lockout(&live, &[same], &via_gateway).is_none());
+        assert!(lockout(&live, &[add("10.0.5.3/25")], &via_subnet).is_none());
     }
 
     #[test]
