@@ -46,15 +46,17 @@ pub fn settings(file: &Path) -> Result<Settings, CliError> {
 
 /// The build settings for `file`; a mistake in them shown as `shown` says.
 pub fn settings_as(file: &Path, shown: Shown) -> Result<Settings, CliError> {
-    match config::for_topology(file) {
-        Ok(s) => Ok(s),
-        Err(config::Error::Io(path, e)) => {
-            Err(CliError::io(format!("cannot read {}: {e}", path.display())))
-        }
-        Err(config::Error::Invalid(invalid)) => {
+    config::for_topology(file).map_err(|e| settings_error(e, shown))
+}
+
+/// Why settings could not be loaded: a mistake in them shown as `shown` says.
+pub fn settings_error(e: config::Error, shown: Shown) -> CliError {
+    match e {
+        config::Error::Io(path, e) => CliError::io(format!("cannot read {}: {e}", path.display())),
+        config::Error::Invalid(invalid) => {
             let (source, diag) = *invalid;
             show(shown, &[(&source, std::slice::from_ref(&diag))]);
-            Err(CliError::Reported)
+            CliError::Reported
         }
     }
 }

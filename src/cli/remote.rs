@@ -24,7 +24,7 @@ use netc::config::{self, Settings};
 
 use super::PlanFormat;
 use super::exit::{CliError, CliResult, Outcome};
-use super::load::{model, print_diag, report, settings};
+use super::load::{Shown, model, print_diag, report, settings, settings_error};
 use super::ssh::{Out, Reach, SSH_FAILED};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -134,14 +134,8 @@ fn receive(file: &Path) -> Result<Received, CliError> {
     }
     let settings = match bundle.settings {
         None => Settings::default(),
-        Some(text) => match config::parse(config::FILE_NAME, &text) {
-            Ok(s) => s,
-            Err(config::Error::Invalid(invalid)) => {
-                print_diag(&invalid.0, &invalid.1);
-                return Err(CliError::Reported);
-            }
-            Err(config::Error::Io(_, e)) => return Err(CliError::io(e)),
-        },
+        Some(text) => config::parse(config::FILE_NAME, &text)
+            .map_err(|e| settings_error(e, Shown::default()))?,
     };
     Ok(Received { compiled, settings })
 }
