@@ -23,7 +23,7 @@ use netc::Compiled;
 use netc::config::{self, Settings};
 
 use super::PlanFormat;
-use super::exit::{CliError, CliResult, Outcome};
+use super::exit::{self, CliError, CliResult, Outcome};
 use super::load::{Shown, model, print_diag, report, settings, settings_error};
 use super::ssh::{Out, Reach, SSH_FAILED};
 
@@ -244,10 +244,10 @@ pub fn plan(file: &Path, host: &str, format: PlanFormat) -> CliResult {
     let ran = remote
         .run_netc("plan", &["--format", format], Out::Relay(""), "")
         .map_err(CliError::io)?;
+    if let Some(result) = ran.status.and_then(exit::read_back) {
+        return result;
+    }
     match ran.status {
-        Some(0) => Ok(Outcome::Done),
-        Some(2) => Ok(Outcome::Changes),
-        Some(1) => Err(CliError::Reported),
         Some(SSH_FAILED) => Err(CliError::io(remote.reach.unreachable(&ran))),
         other => Err(CliError::io(format!(
             "netc on {host} ended with {}",
