@@ -3,7 +3,8 @@
 //! and netc.toml on stdin (never from a checkout on H), plans or applies there, and says so.
 //!
 //! One host's remote apply, each step its own SSH connection:
-//! 1. `netc --version`: the same version on both ends, or a refusal naming both;
+//! 1. `netc --version` ([`Reach::check_version`]): the same version on both ends, or a
+//!    refusal naming both;
 //! 2. `netc plan --format json`: nothing to do, refused (nothing changes), or changes;
 //! 3. `netc apply --confirm S`: H arms its rollback timer and applies;
 //! 4. `netc confirm` over a *new* connection (never a ControlMaster's): a change that cut
@@ -236,7 +237,7 @@ pub fn plan(file: &Path, host: &str, format: PlanFormat) -> CliResult {
     let sending = Sending::of(file)?;
     super::load::find_host(&sending.compiled, host)?;
     let remote = Remote::new(&sending, host);
-    remote.version().map_err(CliError::user)?;
+    remote.reach.check_version().map_err(CliError::user)?;
     let format = match format {
         PlanFormat::Text => "text",
         PlanFormat::Json => "json",
@@ -337,12 +338,6 @@ impl<'a> Remote<'a> {
 
     fn host(&self) -> &str {
         &self.reach.host
-    }
-
-    /// Step 1: the same netc on the host, or why not.
-    pub fn version(&self) -> Result<(), String> {
-        self.reach.check_version()?;
-        Ok(())
     }
 
     /// `netc VERB --stdin --host H [ARGS] -- NAME` with the bundle; stdout as `out` says,
@@ -488,7 +483,8 @@ pub fn apply(file: &Path, host: &str, o: &RemoteApply) -> CliResult {
     let progress = |step: &str| eprintln!("{host}: {step}");
     progress(&format!("netc {VERSION} over ssh to {}", remote.reach.dest));
     remote
-        .version()
+        .reach
+        .check_version()
         .map_err(|e| CliError::user(format!("{e}; nothing changed")))?;
     let plan = remote
         .plan("")
