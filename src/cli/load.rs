@@ -61,6 +61,18 @@ pub fn settings_error(e: config::Error, shown: Shown) -> CliError {
     }
 }
 
+/// A `[hosts.NAME]` table of the settings whose NAME the compiled topology lacks: the
+/// diagnostic, with netc.toml's source to show it in.
+pub fn unknown_host(compiled: &Compiled, settings: &Settings) -> Option<(Source, Diag)> {
+    let topology = compiled.topology.as_ref()?;
+    let d = settings.unknown_host(topology.hosts.iter().map(|h| h.name.as_str()))?;
+    let origin = settings
+        .origin
+        .as_ref()
+        .expect("a [hosts] table has a file");
+    Some((Source::new(origin.name.as_str(), origin.text.as_str()), d))
+}
+
 /// The named host of a compiled topology, or a did-you-mean (the hosts, if none is close).
 pub fn find_host<'a>(compiled: &'a Compiled, name: &str) -> Result<&'a Host, CliError> {
     let topology = compiled.topology.as_ref().expect("model() checked");
@@ -142,13 +154,15 @@ pub fn print_diag(source: &Source, d: &Diag) {
 
 /// Prints every diagnostic; true if there were no errors.
 pub fn report(compiled: &Compiled) -> bool {
-    report_as(compiled, Shown::default())
+    report_as(compiled, Shown::default(), None)
 }
 
-/// Prints every diagnostic as `shown` says, then the counts (on stderr); true if there
-/// were no errors.
-pub fn report_as(compiled: &Compiled, shown: Shown) -> bool {
-    show(shown, &[(&compiled.source, &compiled.diags)]);
+/// Prints every diagnostic (and `also`'s, in the same report) as `shown` says, then the
+/// topology's counts (on stderr); true if the topology has no errors.
+pub fn report_as(compiled: &Compiled, shown: Shown, also: Option<(&Source, &[Diag])>) -> bool {
+    let mut parts = vec![(&compiled.source, compiled.diags.as_slice())];
+    parts.extend(also);
+    show(shown, &parts);
     let errors = compiled.errors();
     if errors > 0 {
         eprintln!("{}: {}", compiled.source.name, counts(compiled));

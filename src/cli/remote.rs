@@ -25,7 +25,7 @@ use netc::config::{self, Settings};
 
 use super::PlanFormat;
 use super::exit::{self, CliError, CliResult, Outcome};
-use super::load::{Shown, model, print_diag, report, settings, settings_error};
+use super::load::{Shown, model, print_diag, report, settings, settings_error, unknown_host};
 use super::ssh::{Out, Reach, SSH_FAILED};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -60,18 +60,11 @@ impl Sending {
     pub fn of(file: &Path) -> Result<Sending, CliError> {
         let compiled = model(file)?;
         let settings = settings(file)?;
-        let topology = compiled.topology.as_ref().expect("model() checked");
-        if let Some(d) = settings.unknown_host(topology.hosts.iter().map(|h| h.name.as_str())) {
-            let origin = settings
-                .origin
-                .as_ref()
-                .expect("a [hosts] table has a file");
-            print_diag(
-                &netc::source::Source::new(origin.name.as_str(), origin.text.as_str()),
-                &d,
-            );
+        if let Some((source, d)) = unknown_host(&compiled, &settings) {
+            print_diag(&source, &d);
             return Err(CliError::Reported);
         }
+        let topology = compiled.topology.as_ref().expect("model() checked");
         let bundle = Bundle {
             netc: VERSION.to_string(),
             topology: compiled.source.text.to_string(),
