@@ -7,12 +7,16 @@ use netc::{output, render};
 
 use super::DiagFormat;
 use super::exit::{CliError, CliResult, Outcome};
-use super::load::{Shown, counts, load, report_as, settings_as};
+use super::load::{Shown, counts, load, report_as, settings_as, unknown_host};
 
 pub fn check(file: &Path, shown: Shown) -> CliResult {
     let compiled = load(file)?;
-    settings_as(file, shown)?;
-    if !report_as(&compiled, shown) {
+    let settings = settings_as(file, shown)?;
+    // netc.toml's hosts are checked against the topology here too, not only by a remote
+    // plan or apply.
+    let unknown = unknown_host(&compiled, &settings);
+    let also = unknown.as_ref().map(|(s, d)| (s, std::slice::from_ref(d)));
+    if !report_as(&compiled, shown, also) || unknown.is_some() {
         return Err(CliError::Reported);
     }
     eprintln!("{}: ok ({})", compiled.source.name, counts(&compiled));
@@ -23,7 +27,7 @@ pub fn build(file: &Path, dir: &Path, check_only: bool, shown: Shown) -> CliResu
     let compiled = load(file)?;
     let nothing_written = || eprintln!("nothing written to {}", dir.display());
     let settings = settings_as(file, shown).inspect_err(|_| nothing_written())?;
-    if !report_as(&compiled, shown) {
+    if !report_as(&compiled, shown, None) {
         nothing_written();
         return Err(CliError::Reported);
     }

@@ -63,6 +63,18 @@ pub fn status(result: &CliResult, reports: Reports) -> u8 {
     }
 }
 
+/// What a command that reports changes ended with, read back from its exit status (a
+/// remote netc's, its messages already relayed): the table above backwards, None for a
+/// status netc does not give.
+pub fn read_back(status: i32) -> Option<CliResult> {
+    match status {
+        0 => Some(Ok(Outcome::Done)),
+        1 => Some(Err(CliError::Reported)),
+        2 => Some(Ok(Outcome::Changes)),
+        _ => None,
+    }
+}
+
 /// Says what went wrong, if it is not said yet, and exits with the status.
 pub fn finish(result: CliResult, reports: Reports) -> ExitCode {
     if let Err(CliError::User(m) | CliError::Io(m)) = &result {
@@ -93,5 +105,16 @@ mod tests {
         assert_eq!(status(&Err(CliError::Reported), Reports::Status), 1);
         assert_eq!(status(&Ok(Outcome::Done), Reports::Changes), 0);
         assert_eq!(status(&Ok(Outcome::Rejected), Reports::Status), 3);
+    }
+
+    #[test]
+    fn a_status_read_back_gives_the_same_status() {
+        for code in 0..=255 {
+            if let Some(r) = read_back(code) {
+                assert_eq!(i32::from(status(&r, Reports::Changes)), code);
+            }
+        }
+        assert!(read_back(3).is_none() && read_back(255).is_none());
+        assert!(matches!(read_back(1), Some(Err(CliError::Reported))));
     }
 }

@@ -46,17 +46,31 @@ pub fn settings(file: &Path) -> Result<Settings, CliError> {
 
 /// The build settings for `file`; a mistake in them shown as `shown` says.
 pub fn settings_as(file: &Path, shown: Shown) -> Result<Settings, CliError> {
-    match config::for_topology(file) {
-        Ok(s) => Ok(s),
-        Err(config::Error::Io(path, e)) => {
-            Err(CliError::io(format!("cannot read {}: {e}", path.display())))
-        }
-        Err(config::Error::Invalid(invalid)) => {
+    config::for_topology(file).map_err(|e| settings_error(e, shown))
+}
+
+/// Why settings could not be loaded: a mistake in them shown as `shown` says.
+pub fn settings_error(e: config::Error, shown: Shown) -> CliError {
+    match e {
+        config::Error::Io(path, e) => CliError::io(format!("cannot read {}: {e}", path.display())),
+        config::Error::Invalid(invalid) => {
             let (source, diag) = *invalid;
             show(shown, &[(&source, std::slice::from_ref(&diag))]);
-            Err(CliError::Reported)
+            CliError::Reported
         }
     }
+}
+
+/// A `[hosts.NAME]` table of the settings whose NAME the compiled topology lacks: the
+/// diagnostic, with netc.toml's source to show it in.
+pub fn unknown_host(compiled: &Compiled, settings: &Settings) -> Option<(Source, Diag)> {
+    let topology = compiled.topology.as_ref()?;
+    let d = settings.unknown_host(topology.hosts.iter().map(|h| h.name.as_str()))?;
+    let origin = settings
+        .origin
+        .as_ref()
+        .expect("a [hosts] table has a file");
+    Some((Source::new(origin.name.as_str(), origin.text.as_str()), d))
 }
 
 /// The named host of a compiled topology, or a did-you-mean (the hosts, if none is close).
@@ -140,13 +154,15 @@ pub fn print_diag(source: &Source, d: &Diag) {
 
 /// Prints every diagnostic; true if there were no errors.
 pub fn report(compiled: &Compiled) -> bool {
-    report_as(compiled, Shown::default())
+    report_as(compiled, Shown::default(), None)
 }
 
-/// Prints every diagnostic as `shown` says, then the counts (on stderr); true if there
-/// were no errors.
-pub fn report_as(compiled: &Compiled, shown: Shown) -> bool {
-    show(shown, &[(&compiled.source, &compiled.diags)]);
+/// Prints every diagnostic (and `also`'s, in the same report) as `shown` says, then the
+/// topology's counts (on stderr); true if the topology has no errors.
+pub fn report_as(compiled: &Compiled, shown: Shown, also: Option<(&Source, &[Diag])>) -> bool {
+    let mut parts = vec![(&compiled.source, compiled.diags.as_slice())];
+    parts.extend(also);
+    show(shown, &parts);
     let errors = compiled.errors();
     if errors > 0 {
         eprintln!("{}: {}", compiled.source.name, counts(compiled));

@@ -18,7 +18,7 @@ mod review;
 mod site;
 mod ssh;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -102,29 +102,10 @@ pub enum Command {
     ///
     /// Exit status: 0 no change, 2 changes, 1 error (or a conflict apply would refuse).
     Plan {
-        /// The topology file (.csn).
-        file: PathBuf,
-        /// The host to plan for (it must be in the topology).
-        #[arg(long, required_unless_present = "all")]
-        host: Option<String>,
-        /// Every host of the topology, over ssh: one table of pending changes and drift.
-        #[arg(long, conflicts_with_all = ["host", "local", "root", "stdin"])]
-        all: bool,
-        /// With --all: how many hosts to plan at a time.
-        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-        parallel: u16,
-        /// Read this machine even though its hostname is not HOST (no ssh).
-        #[arg(long)]
-        local: bool,
-        /// Read the host's files under this directory instead of / (tests, reviews; implies
-        /// --local).
-        #[arg(long)]
-        root: Option<PathBuf>,
+        #[command(flatten)]
+        on: HostArgs,
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
-        /// The topology and netc.toml come on stdin from a remote netc; FILE is their name.
-        #[arg(long, hide = true)]
-        stdin: bool,
     },
     /// Make a host match the topology: the plan, carried out step by step; if a step fails,
     /// the steps already done are undone.
@@ -142,42 +123,22 @@ pub enum Command {
     /// Exit status: 0 applied (or nothing to do), 1 refused or failed (and rolled back),
     /// 2 changes pending (--dry-run).
     Apply {
-        /// The topology file (.csn).
-        file: PathBuf,
-        /// The host to configure.
-        #[arg(long, required_unless_present = "all")]
-        host: Option<String>,
-        /// Every host with changes, one at a time (or --parallel N), VIP backups before
-        /// their master; stops at the first failure.
-        #[arg(long, conflicts_with_all = ["host", "local", "root", "stdin", "force_host", "dry_run"])]
-        all: bool,
-        /// With --all: how many hosts to change at a time (still in order, still stopping
-        /// at the first failure).
-        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-        parallel: u16,
-        /// Change this machine even though its hostname is not HOST (no ssh).
-        #[arg(long)]
-        local: bool,
-        /// Treat this directory as / for files and state (tests, chroots; implies --local).
-        #[arg(long)]
-        root: Option<PathBuf>,
+        #[command(flatten)]
+        on: HostArgs,
         /// Only print the plan (like `netc plan`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "all")]
         dry_run: bool,
         /// Apply even if it cuts off the SSH session this runs in ($SSH_CONNECTION).
         #[arg(long)]
         force: bool,
         /// Apply here even though this machine's hostname is not --host (implies --local).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "all")]
         force_host: bool,
         /// Undo everything after SECONDS (1 to 86400) unless `netc confirm` runs first (a
         /// detached timer, armed before the first change, so the undo happens even if this
         /// session dies).
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         confirm: Option<u64>,
-        /// The topology and netc.toml come on stdin from a remote netc; FILE is their name.
-        #[arg(long, hide = true)]
-        stdin: bool,
     },
     /// An Ansible inventory (JSON, for the `yaml` inventory plugin) of the topology's hosts,
     /// in rollout order, with groups per VIP wave: see contrib/ansible/.
@@ -238,6 +199,53 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "tcp")]
         proto: Proto,
     },
+}
+
+/// The host `plan` and `apply` act on, and where they run.
+#[derive(clap::Args)]
+pub struct HostArgs {
+    /// The topology file (.csn).
+    file: PathBuf,
+    /// The host (it must be in the topology).
+    #[arg(long, required_unless_present = "all")]
+    host: Option<String>,
+    /// Every host of the topology, over ssh: plan prints one table of pending changes and
+    /// drift; apply changes every host with changes, VIP backups before their master, and
+    /// stops at the first failure.
+    #[arg(long, conflicts_with_all = ["host", "local", "root", "stdin"])]
+    all: bool,
+    /// With --all: how many hosts to plan or change at a time (still in order, still
+    /// stopping at the first failure).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
+    /// Act on this machine even though its hostname is not HOST (no ssh).
+    #[arg(long)]
+    local: bool,
+    /// Treat this directory as / for the host's files and state (tests, reviews, chroots;
+    /// implies --local).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The topology and netc.toml come on stdin from a remote netc; FILE is their name.
+    #[arg(long, hide = true)]
+    stdin: bool,
+}
+
+impl HostArgs {
+    /// The one host to act on and where, or None for --all. `here`: act on this machine
+    /// whatever its name (apply --force-host); so do --local and --root.
+    fn place(&self, here: bool) -> Option<(live::Target<'_>, Place)> {
+        let host = self.host.as_deref().filter(|_| !self.all)?;
+        let here = here || self.local || self.root.is_some();
+        let root = self.root.as_deref().unwrap_or(Path::new("/"));
+        let place = if self.stdin {
+            Place::Received
+        } else if here || remote::hostname() == host {
+            Place::Here
+        } else {
+            Place::Ssh
+        };
+        Some((live::Target::new(&self.file, host, root), place))
+    }
 }
 
 /// How `check` and `build` show diagnostics.
@@ -317,30 +325,14 @@ impl Command {
 }
 
 /// `netc plan`: here, for a remote netc (`--stdin`), over ssh, or for every host.
-fn plan(command: Command) -> CliResult {
-    let Command::Plan {
-        file,
-        host,
-        all,
-        parallel,
-        local,
-        root,
-        format,
-        stdin,
-    } = command
-    else {
-        unreachable!("plan only")
+fn plan(on: &HostArgs, format: PlanFormat) -> CliResult {
+    let Some((target, place)) = on.place(false) else {
+        return site::plan(&on.file, format, on.parallel.into());
     };
-    let Some(host) = host.filter(|_| !all) else {
-        return site::plan(&file, format, parallel.into());
-    };
-    let here = local || root.is_some();
-    let root = root.unwrap_or_else(|| PathBuf::from("/"));
-    let target = live::Target::new(&file, &host, &root);
-    match place(&host, here, stdin) {
+    match place {
         Place::Here => live::plan(&target, format),
-        Place::Received => remote::serve(&file, |r| {
-            remote::is_host(&host)?;
+        Place::Received => remote::serve(target.file, |r| {
+            remote::is_host(target.host)?;
             live::plan(
                 &live::Target {
                     received: Some(r),
@@ -349,63 +341,39 @@ fn plan(command: Command) -> CliResult {
                 format,
             )
         }),
-        Place::Ssh => remote::plan(&file, &host, format),
+        Place::Ssh => remote::plan(target.file, target.host, format),
     }
 }
 
 /// `netc apply`: here, for a remote netc (`--stdin`), over ssh, or for every host.
-fn apply(command: Command) -> CliResult {
-    let Command::Apply {
-        file,
-        host,
-        all,
-        parallel,
-        local,
-        root,
-        dry_run,
-        force,
-        force_host,
-        confirm,
-        stdin,
-    } = command
-    else {
-        unreachable!("apply only")
-    };
-    let Some(host) = host.filter(|_| !all) else {
+fn apply(on: &HostArgs, options: &live::ApplyOptions) -> CliResult {
+    let confirm = options.confirm.unwrap_or(remote::DEFAULT_CONFIRM);
+    let Some((target, place)) = on.place(options.force_host) else {
         let rollout = site::Rollout {
-            confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
-            force,
-            parallel: parallel.into(),
+            confirm,
+            force: options.force,
+            parallel: on.parallel.into(),
         };
-        return site::apply(&file, &rollout);
+        return site::apply(&on.file, &rollout);
     };
-    let here = local || force_host || root.is_some();
-    let root = root.unwrap_or_else(|| PathBuf::from("/"));
-    let target = live::Target::new(&file, &host, &root);
-    let options = live::ApplyOptions {
-        dry_run,
-        force,
-        force_host,
-        confirm,
-    };
-    match place(&host, here, stdin) {
-        Place::Here => live::apply(&target, &options),
-        Place::Received => remote::serve(&file, |r| {
+    match place {
+        Place::Here => live::apply(&target, options),
+        Place::Received => remote::serve(target.file, |r| {
             live::apply(
                 &live::Target {
                     received: Some(r),
                     ..target
                 },
-                &options,
+                options,
             )
         }),
-        Place::Ssh if dry_run => remote::plan(&file, &host, PlanFormat::Text),
+        Place::Ssh if options.dry_run => remote::plan(target.file, target.host, PlanFormat::Text),
         Place::Ssh => remote::apply(
-            &file,
-            &host,
+            target.file,
+            target.host,
             &remote::RemoteApply {
-                confirm: confirm.unwrap_or(remote::DEFAULT_CONFIRM),
-                force,
+                confirm,
+                force: options.force,
             },
         ),
     }
@@ -419,16 +387,6 @@ enum Place {
     Received,
     /// On the host, over ssh.
     Ssh,
-}
-
-fn place(host: &str, here: bool, stdin: bool) -> Place {
-    if stdin {
-        Place::Received
-    } else if here || remote::hostname() == host {
-        Place::Here
-    } else {
-        Place::Ssh
-    }
 }
 
 pub fn run(command: Command) -> CliResult {
@@ -450,8 +408,22 @@ pub fn run(command: Command) -> CliResult {
             port,
             proto,
         } => review::query(&file, &host, from, port, proto),
-        c @ Command::Plan { .. } => plan(c),
-        c @ Command::Apply { .. } => apply(c),
+        Command::Plan { on, format } => plan(&on, format),
+        Command::Apply {
+            on,
+            dry_run,
+            force,
+            force_host,
+            confirm,
+        } => apply(
+            &on,
+            &live::ApplyOptions {
+                dry_run,
+                force,
+                force_host,
+                confirm,
+            },
+        ),
         Command::Inventory { file } => inventory::print(&file),
         Command::Confirm { root } => recover::confirm(&root),
         Command::Rollback {

@@ -3,7 +3,8 @@
 //! and netc.toml on stdin (never from a checkout on H), plans or applies there, and says so.
 //!
 //! One host's remote apply, each step its own SSH connection:
-//! 1. `netc --version`: the same version on both ends, or a refusal naming both;
+//! 1. `netc --version` ([`Reach::check_version`]): the same version on both ends, or a
+//!    refusal naming both;
 //! 2. `netc plan --format json`: nothing to do, refused (nothing changes), or changes;
 //! 3. `netc apply --confirm S`: H arms its rollback timer and applies;
 //! 4. `netc confirm` over a *new* connection (never a ControlMaster's): a change that cut
@@ -23,8 +24,8 @@ use netc::Compiled;
 use netc::config::{self, Settings};
 
 use super::PlanFormat;
-use super::exit::{CliError, CliResult, Outcome};
-use super::load::{model, print_diag, report, settings};
+use super::exit::{self, CliError, CliResult, Outcome};
+use super::load::{Shown, model, print_diag, report, settings, settings_error, unknown_host};
 use super::ssh::{Out, Reach, SSH_FAILED};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -59,18 +60,11 @@ impl Sending {
     pub fn of(file: &Path) -> Result<Sending, CliError> {
         let compiled = model(file)?;
         let settings = settings(file)?;
-        let topology = compiled.topology.as_ref().expect("model() checked");
-        if let Some(d) = settings.unknown_host(topology.hosts.iter().map(|h| h.name.as_str())) {
-            let origin = settings
-                .origin
-                .as_ref()
-                .expect("a [hosts] table has a file");
-            print_diag(
-                &netc::source::Source::new(origin.name.as_str(), origin.text.as_str()),
-                &d,
-            );
+        if let Some((source, d)) = unknown_host(&compiled, &settings) {
+            print_diag(&source, &d);
             return Err(CliError::Reported);
         }
+        let topology = compiled.topology.as_ref().expect("model() checked");
         let bundle = Bundle {
             netc: VERSION.to_string(),
             topology: compiled.source.text.to_string(),
@@ -134,14 +128,8 @@ fn receive(file: &Path) -> Result<Received, CliError> {
     }
     let settings = match bundle.settings {
         None => Settings::default(),
-        Some(text) => match config::parse(config::FILE_NAME, &text) {
-            Ok(s) => s,
-            Err(config::Error::Invalid(invalid)) => {
-                print_diag(&invalid.0, &invalid.1);
-                return Err(CliError::Reported);
-            }
-            Err(config::Error::Io(_, e)) => return Err(CliError::io(e)),
-        },
+        Some(text) => config::parse(config::FILE_NAME, &text)
+            .map_err(|e| settings_error(e, Shown::default()))?,
     };
     Ok(Received { compiled, settings })
 }
@@ -242,7 +230,7 @@ pub fn plan(file: &Path, host: &str, format: PlanFormat) -> CliResult {
     let sending = Sending::of(file)?;
     super::load::find_host(&sending.compiled, host)?;
     let remote = Remote::new(&sending, host);
-    remote.version().map_err(CliError::user)?;
+    remote.reach.check_version().map_err(CliError::user)?;
     let format = match format {
         PlanFormat::Text => "text",
         PlanFormat::Json => "json",
@@ -250,10 +238,10 @@ pub fn plan(file: &Path, host: &str, format: PlanFormat) -> CliResult {
     let ran = remote
         .run_netc("plan", &["--format", format], Out::Relay(""), "")
         .map_err(CliError::io)?;
+    if let Some(result) = ran.status.and_then(exit::read_back) {
+        return result;
+    }
     match ran.status {
-        Some(0) => Ok(Outcome::Done),
-        Some(2) => Ok(Outcome::Changes),
-        Some(1) => Err(CliError::Reported),
         Some(SSH_FAILED) => Err(CliError::io(remote.reach.unreachable(&ran))),
         other => Err(CliError::io(format!(
             "netc on {host} ended with {}",
@@ -343,12 +331,6 @@ impl<'a> Remote<'a> {
 
     fn host(&self) -> &str {
         &self.reach.host
-    }
-
-    /// Step 1: the same netc on the host, or why not.
-    pub fn version(&self) -> Result<(), String> {
-        self.reach.check_version()?;
-        Ok(())
     }
 
     /// `netc VERB --stdin --host H [ARGS] -- NAME` with the bundle; stdout as `out` says,
@@ -494,7 +476,8 @@ pub fn apply(file: &Path, host: &str, o: &RemoteApply) -> CliResult {
     let progress = |step: &str| eprintln!("{host}: {step}");
     progress(&format!("netc {VERSION} over ssh to {}", remote.reach.dest));
     remote
-        .version()
+        .reach
+        .check_version()
         .map_err(|e| CliError::user(format!("{e}; nothing changed")))?;
     let plan = remote
         .plan("")

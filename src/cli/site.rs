@@ -138,7 +138,10 @@ fn plan_all(sending: &Sending, order: &Order, parallel: usize) -> Vec<(String, P
         let remote = Remote::new(sending, host);
         eprintln!("{host}: planning over ssh to {}", remote.reach.dest);
         let prefix = format!("[{host}] ");
-        let planned = remote.version().and_then(|()| remote.plan(&prefix));
+        let planned = remote
+            .reach
+            .check_version()
+            .and_then(|()| remote.plan(&prefix));
         planned.map(|mut p| {
             p.host = host.clone();
             p

@@ -1005,7 +1005,8 @@ fn a_host_in_netc_toml_that_the_topology_lacks_is_a_positioned_mistake() {
     )
     .unwrap();
     for args in [
-        &["plan", "--all", "csc.csn"][..],
+        &["check", "csc.csn"][..],
+        &["plan", "--all", "csc.csn"],
         &["apply", "--host", "ginkgo", "csc.csn"],
     ] {
         let o = netc(args, dir.path());
@@ -1014,6 +1015,13 @@ fn a_host_in_netc_toml_that_the_topology_lacks_is_a_positioned_mistake() {
         assert!(err.contains("netc.toml:1:8"), "{err}");
         assert!(err.contains("did you mean `chamomile`?"), "{err}");
     }
+    // With the topology's own warnings, in the one JSON document check prints.
+    let o = netc(&["check", "--format", "json", "csc.csn"], dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let text = doc.to_string();
+    assert!(text.contains("\"netc::unknown-host\""), "{text}");
+    assert!(text.contains("netc::guest-bridge-name-too-long"), "{text}");
     fs::write(
         dir.path().join("netc.toml"),
         "[hosts.ginkgo]\nssh = \"-oProxyCommand=x\"\n",
