@@ -3,34 +3,35 @@
 
 use std::path::Path;
 
-use netc::{output, render};
+use netc::config::Settings;
+use netc::{Compiled, output, render};
 
 use super::DiagFormat;
 use super::exit::{CliError, CliResult, Outcome};
 use super::load::{Shown, counts, load, report_as, settings_as, unknown_host};
 
 pub fn check(file: &Path, shown: Shown) -> CliResult {
+    let (compiled, _) = checked(file, shown)?;
+    eprintln!("{}: ok ({})", compiled.source.name, counts(&compiled));
+    Ok(Outcome::Done)
+}
+
+/// The topology and its settings, every problem of both reported in one report: netc.toml's
+/// hosts are checked against the topology here too, not only by a remote plan or apply.
+fn checked(file: &Path, shown: Shown) -> Result<(Compiled, Settings), CliError> {
     let compiled = load(file)?;
     let settings = settings_as(file, shown)?;
-    // netc.toml's hosts are checked against the topology here too, not only by a remote
-    // plan or apply.
     let unknown = unknown_host(&compiled, &settings);
     let also = unknown.as_ref().map(|(s, d)| (s, std::slice::from_ref(d)));
     if !report_as(&compiled, shown, also) || unknown.is_some() {
         return Err(CliError::Reported);
     }
-    eprintln!("{}: ok ({})", compiled.source.name, counts(&compiled));
-    Ok(Outcome::Done)
+    Ok((compiled, settings))
 }
 
 pub fn build(file: &Path, dir: &Path, check_only: bool, shown: Shown) -> CliResult {
-    let compiled = load(file)?;
     let nothing_written = || eprintln!("nothing written to {}", dir.display());
-    let settings = settings_as(file, shown).inspect_err(|_| nothing_written())?;
-    if !report_as(&compiled, shown, None) {
-        nothing_written();
-        return Err(CliError::Reported);
-    }
+    let (compiled, settings) = checked(file, shown).inspect_err(|_| nothing_written())?;
     let topology = compiled.topology.as_ref().expect("no errors, so a model");
     let files = output::with_marker(render::tree(topology, settings.firewall.target));
     if check_only {

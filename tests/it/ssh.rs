@@ -1006,6 +1006,8 @@ fn a_host_in_netc_toml_that_the_topology_lacks_is_a_positioned_mistake() {
     .unwrap();
     for args in [
         &["check", "csc.csn"][..],
+        &["build", "csc.csn", "-o", "out"],
+        &["build", "csc.csn", "--check", "-o", "out"],
         &["plan", "--all", "csc.csn"],
         &["apply", "--host", "ginkgo", "csc.csn"],
     ] {
@@ -1015,6 +1017,10 @@ fn a_host_in_netc_toml_that_the_topology_lacks_is_a_positioned_mistake() {
         assert!(err.contains("netc.toml:1:8"), "{err}");
         assert!(err.contains("did you mean `chamomile`?"), "{err}");
     }
+    assert!(
+        !dir.path().join("out").exists(),
+        "a build with a mistake writes nothing"
+    );
     // With the topology's own warnings, in the one JSON document check prints.
     let o = netc(&["check", "--format", "json", "csc.csn"], dir.path());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
