@@ -103,11 +103,12 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
         notes: net.notes,
         ..Plan::default()
     };
-    let artefacts = render::host(topo, host, target);
+    let (artefacts, table) = render::host(topo, host, target);
     let mut fw = Firewall {
         steps: Vec::new(),
         families: Vec::new(),
         nft_rules: target.iptables().then(Vec::new),
+        table,
     };
     for artefact in &artefacts {
         let on_host: PathBuf = live.root.join(artefact.path());
@@ -117,7 +118,7 @@ pub fn plan(topo: &Topology, host: &Host, target: Target, live: &Live) -> std::i
             agent_keys(host, &on_host, old.as_deref(), &mut plan);
             continue;
         }
-        fw.artefact(topo, host, artefact, old.as_deref(), live, &mut plan)?;
+        fw.artefact(artefact, old.as_deref(), live, &mut plan)?;
         let action = match &old {
             None => FileAction::Create,
             Some(text) if *text != artefact.text => FileAction::Replace,
@@ -150,14 +151,14 @@ struct Firewall {
     families: Vec<Family>,
     /// See [`Plan::iptables_nft`].
     nft_rules: Option<Vec<(Family, String)>>,
+    /// The `inet netc` table netc.nft says, with the nftables target.
+    table: Option<NftTable>,
 }
 
 impl Firewall {
     /// What the live firewall needs for a rendered file: its ipsets, chains or table.
     fn artefact(
         &mut self,
-        topo: &Topology,
-        host: &Host,
         artefact: &render::Artefact,
         old: Option<&str>,
         live: &Live,
@@ -166,7 +167,10 @@ impl Firewall {
         match artefact.kind {
             ArtefactKind::Nft => {
                 let current = old == Some(artefact.text.as_str());
-                let table = render::nft_table(topo, host);
+                let table = self
+                    .table
+                    .take()
+                    .expect("rendered with the nftables target");
                 self.steps.extend(nft(table, current, live, plan)?);
             }
             ArtefactKind::Ipsets => {

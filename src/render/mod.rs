@@ -167,9 +167,14 @@ pub fn tree(topo: &Topology, target: Target) -> BTreeMap<PathBuf, String> {
         .collect()
 }
 
-/// The files of one host.
-pub fn host(topo: &Topology, host: &Host, target: Target) -> Vec<Artefact> {
-    files(topo, &firewall::Firewalls::new(topo), host, target)
+/// The files of one host, and with the nftables target its `inet netc` table as data (what
+/// netc.nft says, for a netlink batch): the topology's firewall text is made once for both.
+pub fn host(topo: &Topology, host: &Host, target: Target) -> (Vec<Artefact>, Option<NftTable>) {
+    let firewalls = firewall::Firewalls::new(topo);
+    let table = target
+        .nftables()
+        .then(|| firewall::nft_table(&firewalls.on(topo, host)));
+    (files(topo, &firewalls, host, target), table)
 }
 
 /// The `inet netc` table of one host as data: what netc.nft says, for a netlink batch.
