@@ -13,6 +13,24 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
+use crate::model::Family;
+
+/// The temporary set a swap fills, with the family's ipset name after it
+/// (`netc-swap-inet`, `netc-swap-inet6`).
+const SWAP: &str = "netc-swap-";
+
+/// Whether `name` is one of netc's sets: a chain's `<CHAIN>_v4` or `_v6` (as render names
+/// them), or a swap's temporary set.
+pub fn netc_set(name: &str) -> bool {
+    match name.strip_prefix(SWAP) {
+        Some(family) => matches!(family, "inet" | "inet6"),
+        None => Family::ALL.iter().any(|f| {
+            name.strip_suffix(f.suffix())
+                .is_some_and(|n| n.ends_with('_'))
+        }),
+    }
+}
+
 /// What a set is: its `create` line's words after the name, and its elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Set {
@@ -185,7 +203,7 @@ fn fill(out: &mut String, name: &str, set: &Set) {
 /// options would keep the old one).
 fn swap(out: &mut String, name: &str, set: &Set) {
     let (_, family) = set.kind();
-    let tmp = format!("netc-swap-{}", family.unwrap_or("inet"));
+    let tmp = format!("{SWAP}{}", family.unwrap_or("inet"));
     *out += &format!("destroy {tmp}\n");
     fill(out, &tmp, set);
     *out += &format!("swap {tmp} {name}\ndestroy {tmp}\n");
@@ -221,7 +239,7 @@ pub fn left_by(payload: &str, live: &str) -> bool {
         }
     }
     let have = sets(live);
-    end.retain(|name, _| !name.starts_with("netc-swap-"));
+    end.retain(|name, _| !name.starts_with(SWAP));
     end.iter().all(|(name, set)| match set {
         None => !have.contains_key(name),
         Some(elements) => have.get(name).is_some_and(|h| {
@@ -235,6 +253,16 @@ pub fn left_by(payload: &str, live: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn netcs_sets_are_known_by_name() {
+        for ours in ["CS_v4", "CS_v6", "netc-swap-inet", "netc-swap-inet6"] {
+            assert!(netc_set(ours), "{ours}");
+        }
+        for theirs in ["libvirt", "CSv4", "CS_v5", "netc-swap-inet7", "netc-swap-"] {
+            assert!(!netc_set(theirs), "{theirs}");
+        }
+    }
 
     #[test]
     fn left_by_follows_creates_swaps_and_destroys() {

@@ -151,12 +151,7 @@ fn iptables_payload(payload: &str, owned: &[&String]) -> Result<(), String> {
 /// An `ipset restore` payload that creates, fills, swaps and destroys only netc's sets: a
 /// chain's `<CHAIN>_v4`/`_v6`, or the temporary `netc-swap-inet`/`inet6`.
 fn ipset_payload(payload: &str) -> Result<(), String> {
-    let ours = |name: &str| {
-        name.strip_prefix("netc-swap-")
-            .map_or(name.ends_with("_v4") || name.ends_with("_v6"), |f| {
-                matches!(f, "inet" | "inet6")
-            })
-    };
+    let ours = super::ipset::netc_set;
     for line in payload.lines().filter(|l| !l.trim().is_empty()) {
         let words: Vec<&str> = line.split_whitespace().collect();
         let ok = match words[..] {
